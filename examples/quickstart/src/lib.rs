@@ -1,0 +1,267 @@
+//! Flask-Security's quickstart, on Rocket with `flask_security_rs`.
+//!
+//! Roles `admin` and `user`, three seeded users, and the routes of the
+//! conformance contract (`/`, `/admin`, `/user-data`, `/api/data`,
+//! `/api/protected`), protected the way the Flask decorators protect them.
+
+pub mod model;
+
+use flask_security_rs::entity::role;
+use flask_security_rs::migration;
+use flask_security_rs::sea_orm::{ConnectionTrait, Database, DatabaseConnection, DbErr};
+use flask_security_rs::{
+    ConsoleMailer, CurrentUser, Mailer, SeaOrmDatastore, Security, SmtpMailer, UserDatastore, auth_required,
+    permissions_required, roles_required,
+};
+use rocket::figment::Figment;
+use rocket::response::content::RawHtml;
+use rocket::serde::json::Json;
+use rocket::{Build, Rocket, get, post, routes};
+use sea_orm_migration::prelude::*;
+use serde_json::{Value, json};
+use std::sync::Arc;
+
+/// The seeded roles and their permissions.
+pub const SEED_ROLES: &[(&str, &[&str])] = &[
+    ("admin", &["admin-read", "admin-write", "user-read", "user-write"]),
+    ("user", &["user-read", "user-write"]),
+];
+
+/// The seeded users: email, username, password, role, active.
+pub const SEED_USERS: &[(&str, &str, &str, &str, bool)] = &[
+    ("admin@example.com", "admin", "admin123", "admin", true),
+    ("user@example.com", "user", "user123", "user", true),
+    ("disabled@example.com", "disabled", "disabled123", "user", false),
+];
+
+/// Defaults shared with the conformance reference app.
+pub const DEFAULT_SECRET_KEY: &str = "conformance-secret-key-not-for-production";
+/// Default HMAC salt of the password hash.
+pub const DEFAULT_PASSWORD_SALT: &str = "conformance-password-salt";
+
+#[auth_required]
+#[get("/")]
+fn home(user: CurrentUser) -> RawHtml<String> {
+    RawHtml(format!("Hello {}!", user.email))
+}
+
+#[auth_required]
+#[roles_required("admin")]
+#[get("/admin")]
+fn admin(user: CurrentUser) -> RawHtml<String> {
+    RawHtml(format!("Hello admin {}!", user.email))
+}
+
+#[auth_required]
+#[permissions_required("user-read")]
+#[get("/user-data")]
+fn user_data(user: CurrentUser) -> RawHtml<String> {
+    RawHtml(format!("User data for {}", user.email))
+}
+
+#[auth_required("token", "session")]
+#[get("/api/data")]
+fn api_data(user: CurrentUser) -> Json<Value> {
+    Json(json!({"message": "API data", "user": user.email}))
+}
+
+#[auth_required("token", "session")]
+#[post("/api/data")]
+fn api_data_post(user: CurrentUser) -> Json<Value> {
+    Json(json!({"message": "API data", "user": user.email}))
+}
+
+#[auth_required("token")]
+#[get("/api/protected")]
+fn api_protected(user: CurrentUser) -> Json<Value> {
+    let permissions: Vec<String> = user.permissions().into_iter().collect();
+    Json(json!({"message": "Token authenticated", "user_id": user.id, "permissions": permissions}))
+}
+
+/// The app's migrations: the library's tables, then the app's own columns.
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        let mut m = migration::migrations();
+        m.push(Box::new(AddNames));
+        m
+    }
+}
+
+struct AddNames;
+
+impl MigrationName for AddNames {
+    fn name(&self) -> &str {
+        "m20250101_000100_quickstart_names"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for AddNames {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        for col in ["first_name", "last_name"] {
+            if !manager.has_column("user", col).await? {
+                manager
+                    .alter_table(
+                        Table::alter()
+                            .table(Alias::new("user"))
+                            .add_column(ColumnDef::new(Alias::new(col)).string_len(255).null())
+                            .to_owned(),
+                    )
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn down(&self, _manager: &SchemaManager) -> Result<(), DbErr> {
+        Ok(())
+    }
+}
+
+/// Settings of one quickstart instance.
+#[derive(Clone)]
+pub struct Options {
+    /// `DATABASE_URL`: SQLite path/URL or PostgreSQL URL.
+    pub database_url: String,
+    /// Outgoing mail.
+    pub mailer: Arc<dyn Mailer>,
+    /// Flask `SECRET_KEY`.
+    pub secret_key: String,
+    /// `SECURITY_PASSWORD_SALT`.
+    pub password_salt: String,
+    /// `FS_GENERIC_RESPONSES=1`.
+    pub generic_responses: bool,
+    /// Cheap argon2 parameters (tests).
+    pub fast_hash: bool,
+    /// Time source.
+    pub clock: flask_security_rs::Clock,
+}
+
+impl Options {
+    /// The settings the environment gives (see README).
+    pub fn from_env() -> Self {
+        let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        let mailer: Arc<dyn Mailer> = match env("SMTP_HOST") {
+            Some(host) => {
+                let port = env("SMTP_PORT").and_then(|p| p.parse().ok()).unwrap_or(25);
+                Arc::new(SmtpMailer::plain(&host, port))
+            }
+            None => Arc::new(ConsoleMailer),
+        };
+        Options {
+            database_url: env("DATABASE_URL").unwrap_or_else(|| "quickstart.db".into()),
+            mailer,
+            secret_key: env("SECRET_KEY").unwrap_or_else(|| DEFAULT_SECRET_KEY.into()),
+            password_salt: env("SECURITY_PASSWORD_SALT").unwrap_or_else(|| DEFAULT_PASSWORD_SALT.into()),
+            generic_responses: env("FS_GENERIC_RESPONSES").as_deref() == Some("1"),
+            fast_hash: env("FS_FAST_HASH").as_deref() == Some("1"),
+            clock: flask_security_rs::Clock::new(),
+        }
+    }
+}
+
+struct SharedMailer(Arc<dyn Mailer>);
+
+#[rocket::async_trait]
+impl Mailer for SharedMailer {
+    async fn send(&self, mail: flask_security_rs::Email) -> Result<(), flask_security_rs::mail::MailError> {
+        self.0.send(mail).await
+    }
+}
+
+/// Opens the database, creates missing tables and seeds missing roles/users.
+pub async fn open_database(opts: &Options) -> Result<DatabaseConnection, DbErr> {
+    let db = Database::connect(flask_security_rs::database_url(&opts.database_url)).await?;
+    if db.get_database_backend() == flask_security_rs::sea_orm::DatabaseBackend::Sqlite {
+        db.execute_unprepared("PRAGMA foreign_keys = ON").await?;
+    }
+    Migrator::up(&db, None).await?;
+    Ok(db)
+}
+
+type Store = SeaOrmDatastore<model::Model, role::Model>;
+
+async fn seed(ds: &dyn UserDatastore, passwords: &flask_security_rs::PasswordUtil) -> Result<(), String> {
+    let ds_err = |e: flask_security_rs::datastore::DatastoreError| e.to_string();
+    for (name, perms) in SEED_ROLES {
+        if ds.find_role(name).await.map_err(ds_err)?.is_none() {
+            ds.create_role(name, None, perms).await.map_err(ds_err)?;
+        }
+    }
+    for (email, username, password, role, active) in SEED_USERS {
+        let lookup = flask_security_rs::datastore::Lookup::Email(email);
+        if ds.find_user(lookup).await.map_err(ds_err)?.is_some() {
+            continue;
+        }
+        let hash = passwords.hash_password(password).map_err(|e| e.to_string())?;
+        let new = flask_security_rs::datastore::NewUser {
+            email: (*email).into(),
+            username: Some((*username).into()),
+            password_hash: Some(hash),
+            active: *active,
+            confirmed_at: Some(chrono_now()),
+            roles: vec![(*role).into()],
+        };
+        ds.create_user(new).await.map_err(ds_err)?;
+    }
+    Ok(())
+}
+
+fn chrono_now() -> flask_security_rs::sea_orm::prelude::DateTime {
+    flask_security_rs::Clock::new().naive_utc()
+}
+
+/// The Flask-Security configuration the conformance contract asks for.
+pub fn security_figment(opts: &Options) -> Figment {
+    let mut fig = rocket::Config::figment()
+        .merge(("secret_key", flask_security_rs::derive_cookie_key(&opts.secret_key)))
+        .merge(("security.secret_key", opts.secret_key.clone()))
+        .merge(("security.password_salt", opts.password_salt.clone()))
+        .merge(("security.password_length_min", 6))
+        .merge(("security.token_authentication_header", "X-Auth-Token"))
+        .merge(("security.registerable", true))
+        .merge(("security.confirmable", true))
+        .merge(("security.trackable", true))
+        .merge(("security.username_enable", true))
+        .merge(("security.email_sender", "no-reply@example.com"))
+        .merge(("security.return_generic_responses", opts.generic_responses))
+        .merge(("security.redirect_behavior", "spa"))
+        .merge(("security.post_confirm_view", "/confirmed"))
+        .merge(("security.confirm_error_view", "/confirm-error"))
+        .merge(("security.login_error_view", "/login-error"))
+        .merge(("security.csrf_protect_mechanisms", ["session", "basic"]))
+        .merge(("security.csrf_ignore_unauth_endpoints", true))
+        .merge(("security.csrf_cookie_name", "XSRF-TOKEN"))
+        .merge(("security.csrf_time_limit", Option::<i64>::None))
+        .merge(("security.session_cookie_samesite", "Strict"));
+    if opts.fast_hash {
+        fig = fig
+            .merge(("security.password_hash_passlib_options.argon2__memory_cost", 1024))
+            .merge(("security.password_hash_passlib_options.argon2__rounds", 1))
+            .merge(("security.password_hash_passlib_options.argon2__parallelism", 1));
+    }
+    fig
+}
+
+/// The whole app on an opened database.
+pub async fn build(opts: Options) -> Result<Rocket<Build>, String> {
+    let db = open_database(&opts).await.map_err(|e| format!("database: {e}"))?;
+    let figment = security_figment(&opts);
+    let cfg: flask_security_rs::SecurityConfig = figment.extract_inner("security").map_err(|e| e.to_string())?;
+    let opt = &cfg.password_hash_passlib_options;
+    let passwords = flask_security_rs::PasswordUtil::new(&opts.password_salt).with_argon2_params(
+        opt.get("argon2__memory_cost").copied().unwrap_or(65536),
+        opt.get("argon2__rounds").copied().unwrap_or(3),
+        opt.get("argon2__parallelism").copied().unwrap_or(4),
+    );
+    let store: Arc<dyn UserDatastore> = Arc::new(Store::new(db.clone()));
+    seed(store.as_ref(), &passwords).await?;
+    let security = Security::with_datastore(store).mailer(SharedMailer(opts.mailer.clone())).clock(opts.clock.clone());
+    Ok(rocket::custom(figment)
+        .manage(db)
+        .attach(security)
+        .mount("/", routes![home, admin, user_data, api_data, api_data_post, api_protected]))
+}

@@ -1,0 +1,123 @@
+//! 400/401/403 catchers answering the way Flask-Security's default handlers do.
+
+use rocket::http::{Header, Status};
+use rocket::request::Request;
+use rocket::response::{self, Responder};
+use rocket::{Catcher, catch, catchers};
+use serde_json::{Value, json};
+
+use crate::guard::{Failure, failure};
+use crate::reply::{Reply, want_json};
+use crate::{SecurityState, messages};
+
+/// The library's catchers; the fairing registers them at `/` unless told not to.
+pub fn catchers() -> Vec<Catcher> {
+    catchers![bad_request, unauthorized, forbidden]
+}
+
+/// A reply plus an optional `WWW-Authenticate` challenge.
+struct Challenge(Reply, Option<String>);
+
+impl<'r> Responder<'r, 'static> for Challenge {
+    fn respond_to(self, req: &'r Request<'_>) -> response::Result<'static> {
+        let mut res = self.0.respond_to(req)?;
+        if let Some(realm) = self.1 {
+            res.set_header(Header::new("WWW-Authenticate", format!("Basic realm=\"{realm}\"")));
+        }
+        Ok(res)
+    }
+}
+
+/// Percent-encodes a path-and-query for a `next` parameter, keeping `/` and `?`.
+pub(crate) fn quote_next(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~/?:@!$'()*,;".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+fn login_redirect(req: &Request<'_>, state: Option<&SecurityState>) -> Reply {
+    let login = state.map(|s| s.config.url("/login")).unwrap_or_else(|| "/login".into());
+    let target = match req.uri().query() {
+        Some(q) => format!("{}?{}", req.uri().path(), q),
+        None => req.uri().path().to_string(),
+    };
+    Reply::Redirect(format!("{login}?next={}", quote_next(&target)))
+}
+
+#[catch(401)]
+fn unauthorized(req: &Request<'_>) -> Challenge {
+    let state = req.rocket().state::<SecurityState>();
+    match failure(req) {
+        Some(Failure::Reauthenticate) => {
+            if want_json(req) {
+                let mut body = serde_json::Map::new();
+                body.insert("errors".into(), json!([messages::REAUTHENTICATION_REQUIRED]));
+                body.insert("has_webauthn_verify_credential".into(), Value::Bool(false));
+                body.insert("oauth_enabled".into(), Value::Bool(false));
+                body.insert("oauth_providers".into(), json!([]));
+                body.insert("reauth_required".into(), Value::Bool(true));
+                body.insert("unified_signin_enabled".into(), Value::Bool(false));
+                return Challenge(Reply::Json(Status::Unauthorized, body), None);
+            }
+            let verify = state.map(|s| s.config.url("/verify")).unwrap_or_else(|| "/verify".into());
+            let target = match req.uri().query() {
+                Some(q) => format!("{}?{}", req.uri().path(), q),
+                None => req.uri().path().to_string(),
+            };
+            Challenge(Reply::Redirect(format!("{verify}?next={}", quote_next(&target))), None)
+        }
+        other => {
+            if let Some(h) = state.and_then(|s| s.unauthn_handler.clone()) {
+                return Challenge(h(req), None);
+            }
+            let basic = matches!(other, Some(Failure::Unauthenticated { basic: true }));
+            let realm = if basic { state.map(|s| s.config.default_http_auth_realm.clone()) } else { None };
+            if want_json(req) {
+                return Challenge(Reply::error(Status::Unauthorized, messages::UNAUTHENTICATED), realm);
+            }
+            if realm.is_some() {
+                return Challenge(Reply::Html(Status::Unauthorized, messages::UNAUTHENTICATED.to_string()), realm);
+            }
+            Challenge(login_redirect(req, state), None)
+        }
+    }
+}
+
+#[catch(403)]
+fn forbidden(req: &Request<'_>) -> Reply {
+    let state = req.rocket().state::<SecurityState>();
+    if let Some(h) = state.and_then(|s| s.unauthz_handler.clone()) {
+        return h(req);
+    }
+    if want_json(req) {
+        return Reply::error(Status::Forbidden, messages::UNAUTHORIZED);
+    }
+    Reply::Html(Status::Forbidden, format!("<h1>Forbidden</h1><p>{}</p>", messages::UNAUTHORIZED))
+}
+
+#[catch(400)]
+fn bad_request(req: &Request<'_>) -> Reply {
+    let state = req.rocket().state::<SecurityState>();
+    let msg = match failure(req) {
+        Some(Failure::Csrf(e)) => e.to_string(),
+        Some(Failure::AnonymousRequired) => {
+            if !want_json(req) {
+                let to = state.map(|s| s.config.post_login_view.clone()).unwrap_or_else(|| "/".into());
+                return Reply::Redirect(to);
+            }
+            messages::ANONYMOUS_USER_REQUIRED.to_string()
+        }
+        _ => messages::API_ERROR.to_string(),
+    };
+    if want_json(req) {
+        Reply::error(Status::BadRequest, &msg)
+    } else {
+        Reply::Html(Status::BadRequest, format!("<h1>Bad Request</h1><p>{msg}</p>"))
+    }
+}

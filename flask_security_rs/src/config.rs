@@ -1,0 +1,303 @@
+//! Configuration, read from Rocket's figment under `security`.
+//!
+//! Keys are Flask-Security's `SECURITY_*` names lower-cased without the prefix
+//! (`SECURITY_PASSWORD_SALT` -> `password_salt`), with the same defaults. Flask's
+//! own `SECRET_KEY` / `SECRET_KEY_FALLBACKS` are `secret_key` / `secret_key_fallbacks`.
+//! Durations are whole seconds.
+
+use serde::Deserialize;
+
+/// A secret string: never printed by `Debug`.
+#[derive(Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+    /// The secret itself; handle with care.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+/// Attributes of the CSRF cookie (`SECURITY_CSRF_COOKIE`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct CsrfCookie {
+    /// `SameSite` value: "Strict", "Lax" or "None".
+    pub samesite: String,
+    /// `HttpOnly` flag (false so JavaScript can read it).
+    pub httponly: bool,
+    /// `Secure` flag.
+    pub secure: bool,
+}
+
+impl Default for CsrfCookie {
+    fn default() -> Self {
+        CsrfCookie { samesite: "Strict".into(), httponly: false, secure: true }
+    }
+}
+
+/// Outgoing mail settings (Flask-Mail's `MAIL_*` keys, lower-cased).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct MailConfig {
+    /// SMTP host; when unset mails are written to the console.
+    pub mail_server: Option<String>,
+    /// SMTP port (25 when unset, 465 with `mail_use_ssl`, 587 with `mail_use_tls`).
+    pub mail_port: Option<u16>,
+    /// STARTTLS.
+    pub mail_use_tls: bool,
+    /// Implicit TLS.
+    pub mail_use_ssl: bool,
+    /// SMTP user name.
+    pub mail_username: Option<String>,
+    /// SMTP password.
+    pub mail_password: Option<Secret>,
+}
+
+/// Every setting the library reads. See the crate docs for the mapping to
+/// Flask-Security's `SECURITY_*` keys.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+#[non_exhaustive]
+pub struct SecurityConfig {
+    /// Flask `SECRET_KEY`: signs tokens, links and the remember cookie.
+    pub secret_key: Option<Secret>,
+    /// Flask `SECRET_KEY_FALLBACKS`: accepted when verifying.
+    pub secret_key_fallbacks: Vec<Secret>,
+    /// HMAC key of the double password hash.
+    pub password_salt: Option<Secret>,
+    /// Default password scheme (only "argon2" is produced).
+    pub password_hash: String,
+    /// passlib-style options, e.g. `{"argon2__memory_cost": 65536, "argon2__rounds": 3, "argon2__parallelism": 4}`.
+    pub password_hash_passlib_options: std::collections::BTreeMap<String, u32>,
+    /// Minimum password length (after NFKD).
+    pub password_length_min: usize,
+    /// Maximum password length (after NFKD).
+    pub password_length_max: usize,
+    /// `PASSWORD_CONFIRM_REQUIRED`.
+    pub password_confirm_required: bool,
+    /// Blueprint URL prefix.
+    pub url_prefix: Option<String>,
+    /// Query-string key of the auth token.
+    pub token_authentication_key: String,
+    /// Header carrying the auth token.
+    pub token_authentication_header: String,
+    /// Auth token lifetime in seconds.
+    pub token_max_age: i64,
+    /// Default methods of `#[auth_required]` without arguments.
+    pub api_enabled_methods: Vec<String>,
+    /// Default of `remember` at login.
+    pub default_remember_me: bool,
+    /// Anti-enumeration mode.
+    pub return_generic_responses: bool,
+    /// Freshness window for sensitive endpoints, seconds (negative: off).
+    pub freshness: i64,
+    /// Grace period after a successful freshness check, seconds.
+    pub freshness_grace_period: i64,
+    /// Whether the auth token's `fs_paa` satisfies freshness.
+    pub freshness_allow_auth_token: bool,
+    /// `SECURITY_REGISTERABLE`.
+    pub registerable: bool,
+    /// `SECURITY_CONFIRMABLE`.
+    pub confirmable: bool,
+    /// `SECURITY_TRACKABLE`.
+    pub trackable: bool,
+    /// `SECURITY_USERNAME_ENABLE`.
+    pub username_enable: bool,
+    /// `SECURITY_USERNAME_REQUIRED`.
+    pub username_required: bool,
+    /// `SECURITY_USERNAME_MIN_LENGTH`.
+    pub username_min_length: usize,
+    /// `SECURITY_USERNAME_MAX_LENGTH`.
+    pub username_max_length: usize,
+    /// `SECURITY_LOGIN_WITHOUT_CONFIRMATION`.
+    pub login_without_confirmation: bool,
+    /// `SECURITY_AUTO_LOGIN_AFTER_CONFIRM`.
+    pub auto_login_after_confirm: bool,
+    /// Confirmation link lifetime, seconds.
+    pub confirm_email_within: i64,
+    /// `SECURITY_SEND_REGISTER_EMAIL`.
+    pub send_register_email: bool,
+    /// Sender of every mail.
+    pub email_sender: String,
+    /// Subject of the welcome mail.
+    pub email_subject_register: String,
+    /// Subject of the confirmation-instructions mail.
+    pub email_subject_confirm: String,
+    /// `None` or "spa".
+    pub redirect_behavior: Option<String>,
+    /// `SECURITY_REDIRECT_HOST`.
+    pub redirect_host: Option<String>,
+    /// `SECURITY_POST_LOGIN_VIEW`.
+    pub post_login_view: String,
+    /// `SECURITY_POST_LOGOUT_VIEW`.
+    pub post_logout_view: String,
+    /// `SECURITY_POST_REGISTER_VIEW`.
+    pub post_register_view: Option<String>,
+    /// `SECURITY_POST_CONFIRM_VIEW`.
+    pub post_confirm_view: Option<String>,
+    /// `SECURITY_CONFIRM_ERROR_VIEW`.
+    pub confirm_error_view: Option<String>,
+    /// `SECURITY_LOGIN_ERROR_VIEW`.
+    pub login_error_view: Option<String>,
+    /// `SECURITY_POST_VERIFY_VIEW`.
+    pub post_verify_view: Option<String>,
+    /// Mechanisms whose requests must carry a CSRF token.
+    pub csrf_protect_mechanisms: Vec<String>,
+    /// Skip CSRF for anonymous callers of the library's endpoints.
+    pub csrf_ignore_unauth_endpoints: bool,
+    /// Name of the JavaScript-readable CSRF cookie (`None`: no cookie).
+    pub csrf_cookie_name: Option<String>,
+    /// Attributes of that cookie.
+    pub csrf_cookie: CsrfCookie,
+    /// Extra header accepted for the CSRF token (`X-CSRFToken` and `X-CSRF-Token` always are).
+    pub csrf_header: String,
+    /// CSRF token lifetime in seconds (`WTF_CSRF_TIME_LIMIT`; `None`: no limit).
+    pub csrf_time_limit: Option<i64>,
+    /// `SECURITY_LOGOUT_CSRF`.
+    pub logout_csrf: bool,
+    /// `SameSite` of the session cookie.
+    pub session_cookie_samesite: String,
+    /// `Secure` flag of the session and remember cookies.
+    pub session_cookie_secure: bool,
+    /// Lifetime of the remember cookie, seconds (Flask-Login: 365 days).
+    pub remember_cookie_duration: i64,
+    /// Realm of the HTTP basic challenge.
+    pub default_http_auth_realm: String,
+    /// `Cache-Control` sent on the library's endpoints.
+    pub cache_control: String,
+    /// Salt of auth tokens.
+    pub remember_salt: String,
+    /// Salt of confirmation links.
+    pub confirm_salt: String,
+    /// `SECURITY_LOGIN_URL`.
+    pub login_url: String,
+    /// `SECURITY_LOGOUT_URL`.
+    pub logout_url: String,
+    /// `SECURITY_REGISTER_URL`.
+    pub register_url: String,
+    /// `SECURITY_CONFIRM_URL`.
+    pub confirm_url: String,
+    /// `SECURITY_VERIFY_URL`.
+    pub verify_url: String,
+    /// Directory with template overrides (`security/*.html.tera`, `security/email/*`).
+    pub templates_dir: Option<String>,
+    /// Outgoing mail.
+    #[serde(flatten)]
+    pub mail: MailConfig,
+}
+
+impl Default for SecurityConfig {
+    fn default() -> Self {
+        SecurityConfig {
+            secret_key: None,
+            secret_key_fallbacks: Vec::new(),
+            password_salt: None,
+            password_hash: "argon2".into(),
+            password_hash_passlib_options: Default::default(),
+            password_length_min: 8,
+            password_length_max: 128,
+            password_confirm_required: true,
+            url_prefix: None,
+            token_authentication_key: "auth_token".into(),
+            token_authentication_header: "Authentication-Token".into(),
+            token_max_age: 15 * 60,
+            api_enabled_methods: vec!["session".into(), "token".into()],
+            default_remember_me: false,
+            return_generic_responses: false,
+            freshness: 24 * 3600,
+            freshness_grace_period: 3600,
+            freshness_allow_auth_token: true,
+            registerable: false,
+            confirmable: false,
+            trackable: false,
+            username_enable: false,
+            username_required: false,
+            username_min_length: 4,
+            username_max_length: 32,
+            login_without_confirmation: false,
+            auto_login_after_confirm: false,
+            confirm_email_within: 2 * 24 * 3600,
+            send_register_email: true,
+            email_sender: "no-reply@localhost".into(),
+            email_subject_register: "Welcome".into(),
+            email_subject_confirm: "Please confirm your email".into(),
+            redirect_behavior: None,
+            redirect_host: None,
+            post_login_view: "/".into(),
+            post_logout_view: "/".into(),
+            post_register_view: None,
+            post_confirm_view: None,
+            confirm_error_view: None,
+            login_error_view: None,
+            post_verify_view: None,
+            csrf_protect_mechanisms: vec!["basic".into(), "session".into(), "token".into()],
+            csrf_ignore_unauth_endpoints: false,
+            csrf_cookie_name: None,
+            csrf_cookie: CsrfCookie::default(),
+            csrf_header: "X-XSRF-Token".into(),
+            csrf_time_limit: Some(3600),
+            logout_csrf: false,
+            session_cookie_samesite: "Strict".into(),
+            session_cookie_secure: false,
+            remember_cookie_duration: 365 * 24 * 3600,
+            default_http_auth_realm: "Login Required".into(),
+            cache_control: "private, no-store".into(),
+            remember_salt: "remember-salt".into(),
+            confirm_salt: "confirm-salt".into(),
+            login_url: "/login".into(),
+            logout_url: "/logout".into(),
+            register_url: "/register".into(),
+            confirm_url: "/confirm".into(),
+            verify_url: "/verify".into(),
+            templates_dir: None,
+            mail: MailConfig::default(),
+        }
+    }
+}
+
+impl SecurityConfig {
+    /// Attributes usable as identity at login, in order.
+    pub fn identity_attributes(&self) -> Vec<&'static str> {
+        if self.username_enable { vec!["email", "username"] } else { vec!["email"] }
+    }
+
+    /// Whether link endpoints redirect to SPA views.
+    pub fn spa(&self) -> bool {
+        self.redirect_behavior.as_deref() == Some("spa")
+    }
+
+    /// `path` under `url_prefix`.
+    pub fn url(&self, path: &str) -> String {
+        match self.url_prefix.as_deref() {
+            Some(p) if !p.is_empty() && p != "/" => format!("{}{}", p.trim_end_matches('/'), path),
+            _ => path.to_string(),
+        }
+    }
+
+    /// All signing keys: `secret_key` first, then the fallbacks.
+    pub fn signing_keys(&self) -> Vec<Vec<u8>> {
+        let mut keys: Vec<Vec<u8>> = Vec::new();
+        if let Some(k) = &self.secret_key {
+            keys.push(k.expose().as_bytes().to_vec());
+        }
+        keys.extend(self.secret_key_fallbacks.iter().map(|k| k.expose().as_bytes().to_vec()));
+        keys
+    }
+
+    /// Whether a CSRF token is demanded of requests authenticated by `mechanism`.
+    pub fn csrf_protects(&self, mechanism: &str) -> bool {
+        self.csrf_protect_mechanisms.iter().any(|m| m == mechanism)
+    }
+}

@@ -1,0 +1,95 @@
+//! CSRF protection the way Flask-Security does it for SPAs (Flask-WTF's
+//! signed session token, presented in a header or the `csrf_token` form field).
+
+use rocket::http::{Cookie, Method};
+use rocket::request::Request;
+use serde_json::Value;
+
+use crate::token::TokenError;
+use crate::{SecurityState, messages, session};
+
+/// Salt Flask-WTF signs CSRF tokens with.
+const CSRF_SALT: &str = "wtf-csrf-token";
+
+/// Why a request failed the CSRF check; the `Display` text is the wire message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum CsrfError {
+    /// No token presented.
+    #[error("{}", messages::CSRF_MISSING)]
+    Missing,
+    /// The session holds no token.
+    #[error("{}", messages::CSRF_SESSION_MISSING)]
+    SessionMissing,
+    /// Bad signature.
+    #[error("{}", messages::CSRF_INVALID)]
+    Invalid,
+    /// Too old.
+    #[error("{}", messages::CSRF_EXPIRED)]
+    Expired,
+    /// Signed token of another session.
+    #[error("{}", messages::CSRF_NO_MATCH)]
+    NoMatch,
+}
+
+/// Whether `method` changes state (and so needs a token).
+pub fn is_unsafe(method: Method) -> bool {
+    !matches!(method, Method::Get | Method::Head | Method::Options | Method::Trace)
+}
+
+fn raw_secret() -> String {
+    use rand::RngCore;
+    let mut bytes = [0u8; 20];
+    rand::thread_rng().fill_bytes(&mut bytes);
+    hex::encode(bytes)
+}
+
+/// The signed CSRF token of this session, creating the session secret when needed.
+pub fn generate(req: &Request<'_>, state: &SecurityState) -> String {
+    let raw = session::update(req, |s| s.csrf_token.get_or_insert_with(raw_secret).clone());
+    state.serializer(CSRF_SALT).dumps_at(&Value::String(raw), state.clock.now_secs())
+}
+
+fn presented(req: &Request<'_>, state: &SecurityState, form_token: Option<&str>) -> Option<String> {
+    if let Some(t) = form_token.filter(|t| !t.is_empty()) {
+        return Some(t.to_string());
+    }
+    let names = [state.config.csrf_header.as_str(), "X-CSRFToken", "X-CSRF-Token"];
+    names.iter().find_map(|h| req.headers().get_one(h).filter(|v| !v.is_empty()).map(String::from))
+}
+
+/// Checks the token presented with `req` against the session.
+pub fn validate(req: &Request<'_>, state: &SecurityState, form_token: Option<&str>) -> Result<(), CsrfError> {
+    let token = presented(req, state, form_token).ok_or(CsrfError::Missing)?;
+    let secret = session::get(req).csrf_token.ok_or(CsrfError::SessionMissing)?;
+    let value = state
+        .serializer(CSRF_SALT)
+        .loads_at(&token, state.config.csrf_time_limit, state.clock.now_secs())
+        .map_err(|e| match e {
+            TokenError::Expired { .. } => CsrfError::Expired,
+            _ => CsrfError::Invalid,
+        })?;
+    let signed = value.as_str().ok_or(CsrfError::Invalid)?;
+    if crate::util::ct_eq(signed.as_bytes(), secret.as_bytes()) {
+        Ok(())
+    } else {
+        Err(CsrfError::NoMatch)
+    }
+}
+
+/// Sends the JavaScript-readable CSRF cookie, when configured.
+pub fn set_cookie(req: &Request<'_>, state: &SecurityState, token: &str) {
+    let Some(name) = state.config.csrf_cookie_name.clone() else { return };
+    let c = &state.config.csrf_cookie;
+    let mut cookie = Cookie::build((name, token.to_string())).path("/").http_only(c.httponly).secure(c.secure);
+    if let Some(s) = session::same_site(&c.samesite) {
+        cookie = cookie.same_site(s);
+    }
+    req.cookies().add(cookie);
+}
+
+/// Deletes the CSRF cookie (logout).
+pub fn clear_cookie(req: &Request<'_>, state: &SecurityState) {
+    if let Some(name) = state.config.csrf_cookie_name.clone() {
+        req.cookies().remove(Cookie::build(name).path("/"));
+    }
+}

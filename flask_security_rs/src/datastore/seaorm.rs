@@ -1,0 +1,342 @@
+//! [`UserDatastore`] over SeaORM, generic over the application's user and
+//! role models.
+
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use sea_orm::sea_query::{Alias, Expr, ExprTrait, Func, Query};
+use sea_orm::{
+    ActiveModelBehavior, ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait,
+    FromQueryResult, IntoActiveModel, QueryFilter, Related, TransactionTrait, Value,
+};
+
+use super::{DatastoreError, Lookup, NewUser, Role, User, UserDatastore};
+use crate::model::{RoleField, SecurityRole, SecurityUser, UserField};
+
+/// SeaORM datastore. `U` and `R` are the user and role models (derive
+/// `SecurityUser` / `SecurityRole` on them); the link table is `roles_users`
+/// with `user_id` and `role_id`, as in Flask-Security.
+pub struct SeaOrmDatastore<U, R> {
+    db: DatabaseConnection,
+    link_table: String,
+    _models: PhantomData<fn() -> (U, R)>,
+}
+
+impl<U, R> SeaOrmDatastore<U, R> {
+    /// A datastore on `db`.
+    pub fn new(db: DatabaseConnection) -> Self {
+        SeaOrmDatastore { db, link_table: "roles_users".into(), _models: PhantomData }
+    }
+
+    /// Uses another name for the user-role link table.
+    pub fn with_link_table(mut self, name: impl Into<String>) -> Self {
+        self.link_table = name.into();
+        self
+    }
+
+    /// The connection.
+    pub fn connection(&self) -> &DatabaseConnection {
+        &self.db
+    }
+}
+
+fn now() -> chrono::NaiveDateTime {
+    chrono::Utc::now().naive_utc()
+}
+
+fn value_str(v: Value) -> Option<String> {
+    match v {
+        Value::String(s) => s,
+        _ => None,
+    }
+}
+
+fn value_i64(v: Value) -> Option<i64> {
+    match v {
+        Value::TinyInt(i) => i.map(i64::from),
+        Value::SmallInt(i) => i.map(i64::from),
+        Value::Int(i) => i.map(i64::from),
+        Value::BigInt(i) => i,
+        Value::TinyUnsigned(i) => i.map(i64::from),
+        Value::SmallUnsigned(i) => i.map(i64::from),
+        Value::Unsigned(i) => i.map(i64::from),
+        Value::BigUnsigned(i) => i.and_then(|i| i64::try_from(i).ok()),
+        _ => None,
+    }
+}
+
+fn value_bool(v: Value) -> Option<bool> {
+    match v {
+        Value::Bool(b) => b,
+        other => value_i64(other).map(|i| i != 0),
+    }
+}
+
+fn value_datetime(v: Value) -> Option<chrono::NaiveDateTime> {
+    match v {
+        Value::ChronoDateTime(d) => d,
+        Value::ChronoDateTimeUtc(d) => d.map(|d| d.naive_utc()),
+        _ => None,
+    }
+}
+
+/// Converts `value` to the type the column's model field holds: an integer id
+/// column may be i32 or i64, a datetime column naive or UTC.
+fn coerce(template: &Value, value: Value) -> Value {
+    match (template, value) {
+        (Value::Int(_), v) => Value::Int(value_i64(v).and_then(|i| i32::try_from(i).ok())),
+        (Value::BigInt(_), v) => Value::BigInt(value_i64(v)),
+        (Value::ChronoDateTimeUtc(_), Value::ChronoDateTime(d)) => Value::ChronoDateTimeUtc(d.map(|d| d.and_utc())),
+        (_, v) => v,
+    }
+}
+
+fn split_list(s: Option<String>) -> Vec<String> {
+    s.map(|s| s.split(',').map(str::trim).filter(|p| !p.is_empty()).map(String::from).collect())
+        .unwrap_or_default()
+}
+
+impl<U, R> SeaOrmDatastore<U, R>
+where
+    U: SecurityUser,
+    R: SecurityRole,
+{
+    fn user_get(model: &U, field: UserField) -> Value {
+        match U::security_column(field) {
+            Some(col) => model.get(col),
+            None => Value::String(None),
+        }
+    }
+
+    fn role_get(model: &R, field: RoleField) -> Value {
+        match R::security_column(field) {
+            Some(col) => model.get(col),
+            None => Value::String(None),
+        }
+    }
+
+    fn to_role(model: &R) -> Role {
+        Role {
+            id: value_i64(Self::role_get(model, RoleField::Id)).unwrap_or_default(),
+            name: value_str(Self::role_get(model, RoleField::Name)).unwrap_or_default(),
+            description: value_str(Self::role_get(model, RoleField::Description)),
+            permissions: split_list(value_str(Self::role_get(model, RoleField::Permissions))),
+        }
+    }
+
+    fn to_user(model: U, roles: &[R]) -> User {
+        let g = |f| Self::user_get(&model, f);
+        User {
+            id: value_i64(g(UserField::Id)).unwrap_or_default(),
+            email: value_str(g(UserField::Email)).unwrap_or_default(),
+            username: value_str(g(UserField::Username)),
+            password: value_str(g(UserField::Password)),
+            active: value_bool(g(UserField::Active)).unwrap_or(false),
+            fs_uniquifier: value_str(g(UserField::FsUniquifier)).unwrap_or_default(),
+            fs_token_uniquifier: value_str(g(UserField::FsTokenUniquifier)),
+            confirmed_at: value_datetime(g(UserField::ConfirmedAt)),
+            current_login_at: value_datetime(g(UserField::CurrentLoginAt)),
+            current_login_ip: value_str(g(UserField::CurrentLoginIp)),
+            login_count: value_i64(g(UserField::LoginCount)),
+            roles: roles.iter().map(Self::to_role).collect(),
+            payload: model.security_payload(),
+            model: Arc::new(model),
+        }
+    }
+}
+
+fn lower_eq<C: ColumnTrait>(col: C, value: &str) -> sea_orm::sea_query::SimpleExpr {
+    Expr::expr(Func::lower(col.into_expr())).eq(value.to_lowercase())
+}
+
+#[rocket::async_trait]
+impl<U, R, UA, RA> UserDatastore for SeaOrmDatastore<U, R>
+where
+    U: SecurityUser + IntoActiveModel<UA> + FromQueryResult + Clone,
+    R: SecurityRole + IntoActiveModel<RA> + FromQueryResult + Clone,
+    U::Entity: EntityTrait<Model = U, ActiveModel = UA> + Related<R::Entity>,
+    R::Entity: EntityTrait<Model = R, ActiveModel = RA>,
+    UA: ActiveModelTrait<Entity = U::Entity> + ActiveModelBehavior + Send + Sync + 'static,
+    RA: ActiveModelTrait<Entity = R::Entity> + ActiveModelBehavior + Send + Sync + 'static,
+{
+    fn has_field(&self, field: UserField) -> bool {
+        U::security_column(field).is_some()
+    }
+
+    async fn find_user(&self, by: Lookup<'_>) -> Result<Option<User>, DatastoreError> {
+        let col = |f| U::security_column(f).ok_or(DatastoreError::MissingField(f));
+        let cond = match by {
+            Lookup::Id(id) => col(UserField::Id)?.eq(id),
+            Lookup::Uniquifier(u) => col(UserField::FsUniquifier)?.eq(u),
+            Lookup::TokenUniquifier(u) => match U::security_column(UserField::FsTokenUniquifier) {
+                Some(c) => c.eq(u),
+                None => col(UserField::FsUniquifier)?.eq(u),
+            },
+            Lookup::Email(e) => lower_eq(col(UserField::Email)?, e),
+            Lookup::Username(n) => lower_eq(col(UserField::Username)?, n),
+        };
+        let found = <U::Entity as EntityTrait>::find()
+            .filter(cond)
+            .find_with_related(<R::Entity as Default>::default())
+            .all(&self.db)
+            .await?;
+        Ok(found.into_iter().next().map(|(u, roles)| Self::to_user(u, &roles)))
+    }
+
+    async fn create_user(&self, new: NewUser) -> Result<User, DatastoreError> {
+        let txn = self.db.begin().await?;
+        let mut am = <UA as ActiveModelTrait>::default();
+        let stamp = now();
+        let mut set = |f: UserField, v: Value| {
+            if let Some(c) = U::security_column(f) {
+                am.set(c, v);
+            }
+        };
+        set(UserField::Email, Value::String(Some(new.email.clone())));
+        set(UserField::Username, Value::String(new.username.clone()));
+        set(UserField::Password, Value::String(new.password_hash.clone()));
+        set(UserField::Active, Value::Bool(Some(new.active)));
+        set(UserField::FsUniquifier, Value::String(Some(super::new_uniquifier())));
+        set(UserField::ConfirmedAt, Value::ChronoDateTime(new.confirmed_at));
+        set(UserField::CreateDatetime, Value::ChronoDateTime(Some(stamp)));
+        set(UserField::UpdateDatetime, Value::ChronoDateTime(Some(stamp)));
+        let model: U = am.insert(&txn).await?;
+        let user_id = value_i64(Self::user_get(&model, UserField::Id)).unwrap_or_default();
+        let mut roles = Vec::new();
+        for name in &new.roles {
+            let role = self.find_role_model(&txn, name).await?.ok_or_else(|| DatastoreError::NoSuchRole(name.clone()))?;
+            let role_id = value_i64(Self::role_get(&role, RoleField::Id)).unwrap_or_default();
+            self.link(&txn, user_id, role_id).await?;
+            roles.push(role);
+        }
+        txn.commit().await?;
+        Ok(Self::to_user(model, &roles))
+    }
+
+    async fn update_user(&self, user_id: i64, changes: Vec<(UserField, Value)>) -> Result<(), DatastoreError> {
+        let id_col = U::security_column(UserField::Id).ok_or(DatastoreError::MissingField(UserField::Id))?;
+        let Some(model) = <U::Entity as EntityTrait>::find().filter(id_col.eq(user_id)).one(&self.db).await? else {
+            return Ok(());
+        };
+        let mut am: UA = model.clone().into_active_model();
+        let mut changed = false;
+        for (field, value) in changes {
+            if let Some(c) = U::security_column(field) {
+                let v = coerce(&model.get(c), value);
+                am.set(c, v);
+                changed = true;
+            }
+        }
+        if changed {
+            if let Some(c) = U::security_column(UserField::UpdateDatetime) {
+                am.set(c, coerce(&model.get(c), Value::ChronoDateTime(Some(now()))));
+            }
+            am.update(&self.db).await?;
+        }
+        Ok(())
+    }
+
+    async fn delete_user(&self, user_id: i64) -> Result<(), DatastoreError> {
+        let txn = self.db.begin().await?;
+        let del = Query::delete()
+            .from_table(Alias::new(self.link_table.as_str()))
+            .and_where(Expr::col(Alias::new("user_id")).eq(user_id))
+            .to_owned();
+        txn.execute(&del).await?;
+        let id_col = U::security_column(UserField::Id).ok_or(DatastoreError::MissingField(UserField::Id))?;
+        <U::Entity as EntityTrait>::delete_many().filter(id_col.eq(user_id)).exec(&txn).await?;
+        txn.commit().await?;
+        Ok(())
+    }
+
+    async fn find_role(&self, name: &str) -> Result<Option<Role>, DatastoreError> {
+        Ok(self.find_role_model(&self.db, name).await?.as_ref().map(Self::to_role))
+    }
+
+    async fn create_role(&self, name: &str, description: Option<&str>, permissions: &[&str]) -> Result<Role, DatastoreError> {
+        let mut am = <RA as ActiveModelTrait>::default();
+        let mut set = |f: RoleField, v: Value| {
+            if let Some(c) = R::security_column(f) {
+                am.set(c, v);
+            }
+        };
+        set(RoleField::Name, Value::String(Some(name.to_string())));
+        set(RoleField::Description, Value::String(description.map(String::from)));
+        set(RoleField::Permissions, Value::String(Some(permissions.join(","))));
+        set(RoleField::UpdateDatetime, Value::ChronoDateTime(Some(now())));
+        let model: R = am.insert(&self.db).await?;
+        Ok(Self::to_role(&model))
+    }
+
+    async fn set_role_permissions(&self, name: &str, permissions: &[String]) -> Result<(), DatastoreError> {
+        let Some(model) = self.find_role_model(&self.db, name).await? else {
+            return Err(DatastoreError::NoSuchRole(name.into()));
+        };
+        let mut am: RA = model.into_active_model();
+        if let Some(c) = R::security_column(RoleField::Permissions) {
+            am.set(c, Value::String(Some(permissions.join(","))));
+        }
+        if let Some(c) = R::security_column(RoleField::UpdateDatetime) {
+            am.set(c, Value::ChronoDateTime(Some(now())));
+        }
+        am.update(&self.db).await?;
+        Ok(())
+    }
+
+    async fn add_role_to_user(&self, user_id: i64, role: &str) -> Result<bool, DatastoreError> {
+        let model = self.find_role_model(&self.db, role).await?.ok_or_else(|| DatastoreError::NoSuchRole(role.into()))?;
+        let role_id = value_i64(Self::role_get(&model, RoleField::Id)).unwrap_or_default();
+        let txn = self.db.begin().await?;
+        if self.linked(&txn, user_id, role_id).await? {
+            return Ok(false);
+        }
+        self.link(&txn, user_id, role_id).await?;
+        txn.commit().await?;
+        Ok(true)
+    }
+
+    async fn remove_role_from_user(&self, user_id: i64, role: &str) -> Result<bool, DatastoreError> {
+        let model = self.find_role_model(&self.db, role).await?.ok_or_else(|| DatastoreError::NoSuchRole(role.into()))?;
+        let role_id = value_i64(Self::role_get(&model, RoleField::Id)).unwrap_or_default();
+        let del = Query::delete()
+            .from_table(Alias::new(self.link_table.as_str()))
+            .and_where(Expr::col(Alias::new("user_id")).eq(user_id))
+            .and_where(Expr::col(Alias::new("role_id")).eq(role_id))
+            .to_owned();
+        let res = self.db.execute(&del).await?;
+        Ok(res.rows_affected() > 0)
+    }
+}
+
+impl<U, R> SeaOrmDatastore<U, R>
+where
+    U: SecurityUser,
+    R: SecurityRole + FromQueryResult,
+    R::Entity: EntityTrait<Model = R>,
+{
+    async fn find_role_model<C: ConnectionTrait>(&self, conn: &C, name: &str) -> Result<Option<R>, DatastoreError> {
+        let col = R::security_column(RoleField::Name).ok_or(DatastoreError::NoSuchRole(name.into()))?;
+        Ok(<R::Entity as EntityTrait>::find().filter(col.eq(name)).one(conn).await?)
+    }
+
+    async fn linked<C: ConnectionTrait>(&self, conn: &C, user_id: i64, role_id: i64) -> Result<bool, DatastoreError> {
+        let q = Query::select()
+            .expr(Expr::col(Alias::new("user_id")))
+            .from(Alias::new(self.link_table.as_str()))
+            .and_where(Expr::col(Alias::new("user_id")).eq(user_id))
+            .and_where(Expr::col(Alias::new("role_id")).eq(role_id))
+            .to_owned();
+        Ok(conn.query_one(&q).await?.is_some())
+    }
+
+    async fn link<C: ConnectionTrait>(&self, conn: &C, user_id: i64, role_id: i64) -> Result<(), DatastoreError> {
+        let ins = Query::insert()
+            .into_table(Alias::new(self.link_table.as_str()))
+            .columns([Alias::new("user_id"), Alias::new("role_id")])
+            .values([user_id.into(), role_id.into()])
+            .map_err(|e| DatastoreError::Db(sea_orm::DbErr::Custom(e.to_string())))?
+            .to_owned();
+        conn.execute(&ins).await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,221 @@
+//! The library's endpoints, mounted by the fairing under `url_prefix`.
+
+mod confirm;
+mod login;
+mod register;
+
+use rocket::http::Status;
+use rocket::outcome::Outcome;
+use rocket::request::{self, FromRequest, Request};
+use rocket::Route;
+use rocket_dyn_templates::tera::Context;
+use serde_json::{Map, Value};
+
+use crate::csrf::{self, CsrfError};
+use crate::datastore::User;
+use crate::reply::{FormErrors, FormInput, NotAString, Reply, query_has, want_json};
+use crate::{SecurityState, auth, messages};
+
+/// Routes of the enabled features.
+pub(crate) fn routes(config: &crate::SecurityConfig) -> Vec<Route> {
+    let mut r = login::routes();
+    if config.registerable {
+        r.extend(register::routes());
+    }
+    if config.confirmable {
+        r.extend(confirm::routes());
+    }
+    r
+}
+
+/// What every handler needs: the request and the library state.
+pub(crate) struct Ctx<'r> {
+    pub req: &'r Request<'r>,
+    pub state: &'r SecurityState,
+}
+
+#[rocket::async_trait]
+impl<'r> FromRequest<'r> for Ctx<'r> {
+    type Error = ();
+
+    async fn from_request(req: &'r Request<'_>) -> request::Outcome<Self, ()> {
+        match req.rocket().state::<SecurityState>() {
+            Some(state) => Outcome::Success(Ctx { req, state }),
+            None => Outcome::Error((Status::InternalServerError, ())),
+        }
+    }
+}
+
+impl<'r> Ctx<'r> {
+    pub fn json(&self) -> bool {
+        want_json(self.req)
+    }
+
+    pub fn config(&self) -> &'r crate::SecurityConfig {
+        &self.state.config
+    }
+
+    /// A fresh signed CSRF token of this session.
+    pub fn csrf_token(&self) -> String {
+        csrf::generate(self.req, self.state)
+    }
+
+    /// `{csrf_token}` plus `user` (with `authentication_token` when asked for).
+    pub fn payload(&self, user: Option<&User>) -> Map<String, Value> {
+        let mut m = Map::new();
+        m.insert("csrf_token".into(), Value::String(self.csrf_token()));
+        if let Some(u) = user {
+            m.insert("user".into(), Value::Object(self.user_payload(u)));
+        }
+        m
+    }
+
+    /// `get_security_payload()` plus the auth token when `?include_auth_token`.
+    pub fn user_payload(&self, user: &User) -> Map<String, Value> {
+        let mut p = user.security_payload().clone();
+        if query_has(self.req, "include_auth_token") {
+            p.insert("authentication_token".into(), Value::String(auth::auth_token(self.state, user)));
+        }
+        p
+    }
+
+    /// CSRF for endpoints usable anonymously (`unauth_csrf`).
+    pub async fn unauth_csrf(&self, form: &FormInput) -> Result<(), CsrfError> {
+        if !csrf::is_unsafe(self.req.method()) {
+            return Ok(());
+        }
+        let user = auth::current_user(self.req).await;
+        if user.is_none() && self.config().csrf_ignore_unauth_endpoints {
+            return Ok(());
+        }
+        if user.is_some() && auth::session_user(self.req).await.is_none() && !self.config().csrf_protects("token") {
+            return Ok(());
+        }
+        let token = form.text("csrf_token").ok().flatten();
+        csrf::validate(self.req, self.state, token.as_deref())
+    }
+
+    /// The answer to a failed CSRF check.
+    pub fn csrf_failed(&self, e: CsrfError) -> Reply {
+        if self.json() {
+            Reply::error(Status::BadRequest, &e.to_string())
+        } else {
+            Reply::Html(Status::BadRequest, format!("<h1>Bad Request</h1><p>{e}</p>"))
+        }
+    }
+
+    /// The answer when an authenticated caller uses an anonymous-only endpoint.
+    pub fn anonymous_required(&self) -> Reply {
+        if self.json() {
+            Reply::error(Status::BadRequest, messages::ANONYMOUS_USER_REQUIRED)
+        } else {
+            Reply::Redirect(self.config().post_login_view.clone())
+        }
+    }
+
+    /// `scheme://host` of this request, for links in mails.
+    pub fn host_url(&self) -> String {
+        let host = self.req.host().map(|h| h.to_string()).unwrap_or_else(|| "localhost".into());
+        let scheme = if self.req.rocket().config().tls_enabled() { "https" } else { "http" };
+        format!("{scheme}://{host}")
+    }
+
+    /// Absolute URL of a library path.
+    pub fn external_url(&self, path: &str) -> String {
+        format!("{}{}", self.host_url(), self.config().url(path))
+    }
+
+    /// Renders a page template with the common context.
+    pub fn page(&self, template: &str, mut ctx: Context, errors: &FormErrors) -> Reply {
+        ctx.insert("csrf_token", &self.csrf_token());
+        ctx.insert("errors", &errors.to_map());
+        ctx.insert("login_url", &self.config().url("/login"));
+        ctx.insert("username_enable", &self.config().username_enable);
+        match self.state.templates.render(template, &ctx) {
+            Ok(html) => Reply::Html(if errors.is_empty() { Status::Ok } else { Status::BadRequest }, html),
+            Err(e) => {
+                log::error!("rendering {template} failed: {e}");
+                Reply::Html(Status::InternalServerError, "template error".into())
+            }
+        }
+    }
+
+    /// A SPA redirect: `view?k=v&...` form-encoded.
+    pub fn redirect_with(&self, view: &str, params: &[(&str, &str)]) -> Reply {
+        let mut enc = url::form_urlencoded::Serializer::new(String::new());
+        for (k, v) in params {
+            enc.append_pair(k, v);
+        }
+        let q = enc.finish();
+        let base = match &self.config().redirect_host {
+            Some(h) if view.starts_with('/') => format!("//{h}{view}"),
+            _ => view.to_string(),
+        };
+        if q.is_empty() {
+            Reply::Redirect(base)
+        } else {
+            let sep = if base.contains('?') { '&' } else { '?' };
+            Reply::Redirect(format!("{base}{sep}{q}"))
+        }
+    }
+}
+
+/// Reads a text field, recording `API_ERROR` when it is not a string.
+pub(crate) fn text(form: &FormInput, name: &str, errors: &mut FormErrors) -> Option<String> {
+    match form.text(name) {
+        Ok(v) => v,
+        Err(NotAString) => {
+            errors.add(name, messages::API_ERROR);
+            None
+        }
+    }
+}
+
+/// Flask-Security's `validate_redirect_url`: relative targets, or absolute
+/// ones on this request's host only.
+pub(crate) fn redirect_allowed(req: &Request<'_>, target: &str) -> bool {
+    if target.trim().is_empty() {
+        return false;
+    }
+    let url = target.replace('\\', "/");
+    if url.starts_with("///") {
+        return false;
+    }
+    // Split like Python's urlsplit: leading C0/space stripped, tabs and newlines removed.
+    let cleaned: String = url
+        .trim_start_matches(|c: char| c <= ' ')
+        .chars()
+        .filter(|c| !matches!(c, '\t' | '\r' | '\n'))
+        .collect();
+    let (scheme, rest) = match cleaned.find(':') {
+        Some(i)
+            if i > 0
+                && cleaned[..i].starts_with(|c: char| c.is_ascii_alphabetic())
+                && cleaned[..i].chars().all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c)) =>
+        {
+            (&cleaned[..i], &cleaned[i + 1..])
+        }
+        _ => ("", cleaned.as_str()),
+    };
+    let netloc = rest.strip_prefix("//").map(|r| r.split(['/', '?', '#']).next().unwrap_or("")).unwrap_or("");
+    if scheme.is_empty() && netloc.is_empty() {
+        return true;
+    }
+    match req.host() {
+        Some(h) => !netloc.is_empty() && netloc.eq_ignore_ascii_case(&h.to_string()),
+        None => false,
+    }
+}
+
+/// Validates and normalises an email address (domain lower-cased).
+pub(crate) fn normalize_email(raw: &str) -> Option<String> {
+    let s = raw.trim();
+    if !email_address::EmailAddress::is_valid(s) {
+        return None;
+    }
+    let (local, domain) = s.rsplit_once('@')?;
+    if !domain.contains('.') {
+        return None;
+    }
+    Some(format!("{local}@{}", domain.to_lowercase()))
+}

@@ -1,0 +1,171 @@
+//! `/register`.
+
+use rocket::{Route, get, post, routes};
+use rocket_dyn_templates::tera::Context;
+use serde_json::Value;
+
+use super::{Ctx, normalize_email, text};
+use crate::datastore::{Lookup, NewUser, User};
+use crate::reply::{FormErrors, FormInput, Reply};
+use crate::{auth, messages};
+
+pub(super) fn routes() -> Vec<Route> {
+    routes![register_get, register_post]
+}
+
+fn register_page(ctx: &Ctx<'_>, form: Option<&FormInput>, errors: &FormErrors) -> Reply {
+    let mut c = Context::new();
+    c.insert("action", &ctx.req.uri().to_string());
+    let field = |n: &str| form.and_then(|f| f.text(n).ok().flatten()).unwrap_or_default();
+    c.insert("email", &field("email"));
+    c.insert("username", &field("username"));
+    ctx.page("security/register_user.html.tera", c, errors)
+}
+
+#[get("/register")]
+async fn register_get(ctx: Ctx<'_>) -> Reply {
+    if auth::current_user(ctx.req).await.is_some() {
+        return ctx.anonymous_required();
+    }
+    if ctx.json() { Reply::ok(ctx.payload(None)) } else { register_page(&ctx, None, &FormErrors::new()) }
+}
+
+/// Flask-Security's username rules: no markup, NFKD, length, letters and digits.
+pub(crate) fn check_username(cfg: &crate::SecurityConfig, raw: &str) -> Result<String, String> {
+    use unicode_normalization::UnicodeNormalization;
+    let trimmed = raw.trim();
+    if trimmed.contains(['<', '>', '&']) {
+        return Err(messages::INVALID_INPUT.into());
+    }
+    let name: String = trimmed.nfkd().collect();
+    let len = name.chars().count();
+    if len < cfg.username_min_length || len > cfg.username_max_length {
+        return Err(messages::username_invalid_length(cfg.username_min_length, cfg.username_max_length));
+    }
+    if !name.chars().all(char::is_alphanumeric) {
+        return Err(messages::USERNAME_DISALLOWED_CHARACTERS.into());
+    }
+    Ok(name)
+}
+
+/// Password policy on register / reset / change (length after NFKD).
+pub(crate) fn check_password(cfg: &crate::SecurityConfig, password: &str) -> Option<String> {
+    let len = crate::PasswordUtil::normalize(password).chars().count();
+    (len < cfg.password_length_min || len > cfg.password_length_max)
+        .then(|| messages::password_invalid_length(cfg.password_length_min))
+}
+
+#[post("/register", data = "<form>")]
+async fn register_post(ctx: Ctx<'_>, form: FormInput) -> Reply {
+    if let Err(e) = ctx.unauth_csrf(&form).await {
+        return ctx.csrf_failed(e);
+    }
+    if auth::current_user(ctx.req).await.is_some() {
+        return ctx.anonymous_required();
+    }
+    let cfg = ctx.config();
+    let ds = &ctx.state.datastore;
+    let mut errors = FormErrors::new();
+    let email_raw = text(&form, "email", &mut errors);
+    let username_raw = if cfg.username_enable { text(&form, "username", &mut errors) } else { None };
+    let password = text(&form, "password", &mut errors);
+    let confirm = text(&form, "password_confirm", &mut errors);
+
+    let mut email = None;
+    match &email_raw {
+        None if !errors.has("email") => errors.add("email", messages::EMAIL_NOT_PROVIDED),
+        None => {}
+        Some(raw) => match normalize_email(raw) {
+            None => errors.add("email", messages::INVALID_EMAIL_ADDRESS),
+            Some(e) => match ds.find_user(Lookup::Email(&e)).await {
+                Ok(Some(_)) => errors.add("email", messages::email_already_associated(&e)),
+                Ok(None) => email = Some(e),
+                Err(err) => {
+                    log::error!("register lookup failed: {err}");
+                    errors.add("", messages::API_ERROR);
+                }
+            },
+        },
+    }
+    let mut username = None;
+    match &username_raw {
+        None if cfg.username_required && !errors.has("username") => errors.add("username", messages::USERNAME_NOT_PROVIDED),
+        None => {}
+        Some(raw) => match check_username(cfg, raw) {
+            Err(msg) => errors.add("username", msg),
+            Ok(name) => match ds.find_user(Lookup::Username(&name)).await {
+                Ok(Some(_)) => errors.add("username", messages::username_already_associated(&name)),
+                Ok(None) => username = Some(name),
+                Err(err) => {
+                    log::error!("register lookup failed: {err}");
+                    errors.add("", messages::API_ERROR);
+                }
+            },
+        },
+    }
+    if password.is_none() && !errors.has("password") {
+        errors.add("password", messages::PASSWORD_NOT_PROVIDED);
+    }
+    if cfg.password_confirm_required && !errors.has("password_confirm") {
+        match &confirm {
+            None => errors.add("password_confirm", messages::PASSWORD_NOT_PROVIDED),
+            Some(c) if password.as_ref().is_some_and(|p| p != c) => {
+                errors.add("password_confirm", messages::RETYPE_PASSWORD_MISMATCH)
+            }
+            _ => {}
+        }
+    }
+    if errors.is_empty() {
+        if let Some(msg) = password.as_deref().and_then(|p| check_password(cfg, p)) {
+            errors.add("password", msg);
+        }
+    }
+    let (Some(email), Some(password), true) = (email, password, errors.is_empty()) else {
+        return if ctx.json() { Reply::form_errors(&errors) } else { register_page(&ctx, Some(&form), &errors) };
+    };
+
+    let Some(hash) = ctx.state.hash_password(&password).await else {
+        errors.add("", messages::API_ERROR);
+        return Reply::form_errors(&errors);
+    };
+    let new = NewUser { email: email.clone(), username, password_hash: Some(hash), active: true, ..Default::default() };
+    let user = match ds.create_user(new).await {
+        Ok(u) => u,
+        Err(e) => {
+            // Most likely a concurrent registration of the same identity.
+            log::warn!("creating user failed: {e}");
+            errors.add("email", messages::email_already_associated(&email));
+            return if ctx.json() { Reply::form_errors(&errors) } else { register_page(&ctx, Some(&form), &errors) };
+        }
+    };
+    if cfg.send_register_email {
+        send_welcome(&ctx, &user).await;
+    }
+    let logged_in = !cfg.confirmable || cfg.login_without_confirmation;
+    if logged_in {
+        auth::login_user(ctx.req, ctx.state, &user, false).await;
+    }
+    if !ctx.json() {
+        let to = cfg.post_register_view.clone().unwrap_or_else(|| cfg.post_login_view.clone());
+        return Reply::Redirect(to);
+    }
+    let mut body = ctx.payload(Some(&user));
+    if logged_in {
+        body.insert("tf_required".into(), Value::Bool(false));
+    }
+    Reply::ok(body)
+}
+
+async fn send_welcome(ctx: &Ctx<'_>, user: &User) {
+    let mut c = Context::new();
+    c.insert("email", &user.email);
+    c.insert("user", &user.security_payload());
+    if ctx.config().confirmable {
+        let token = super::confirm::confirmation_token(ctx.state, user).await;
+        c.insert("confirmation_link", &ctx.external_url(&format!("/confirm/{token}")));
+    }
+    let subject = ctx.config().email_subject_register.clone();
+    if let Err(e) = ctx.state.send_mail(&user.email, &subject, "welcome", &c).await {
+        log::error!("sending the welcome mail failed: {e}");
+    }
+}
