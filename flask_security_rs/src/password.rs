@@ -19,8 +19,8 @@ use argon2::password_hash::phc::PasswordHash;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use argon2::{Algorithm, Argon2, Params, Version};
 use base64::Engine as _;
-use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, STANDARD};
 use base64::engine::DecodePaddingMode;
+use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, STANDARD};
 use hmac::{Hmac, Mac};
 use rand::Rng;
 use sha_crypt::{Sha256Params, Sha512Params};
@@ -209,8 +209,12 @@ impl PasswordUtil {
             Scheme::Pbkdf2Sha512 => {
                 verify_pbkdf2(&self.hmac_password(password), stored, Pbkdf2Digest::Sha512)
             }
-            Scheme::Sha256Crypt => verify_sha_crypt(self.hmac_password(password).as_bytes(), stored),
-            Scheme::Sha512Crypt => verify_sha_crypt(self.hmac_password(password).as_bytes(), stored),
+            Scheme::Sha256Crypt => {
+                verify_sha_crypt(self.hmac_password(password).as_bytes(), stored)
+            }
+            Scheme::Sha512Crypt => {
+                verify_sha_crypt(self.hmac_password(password).as_bytes(), stored)
+            }
         };
         if matched {
             Verified::YesNeedsRehash
@@ -271,8 +275,8 @@ impl PasswordUtil {
             return *scheme;
         }
         // passlib's des_crypt claims 2-char (salt only) and 13-char hash64 strings.
-        let des_like = matches!(stored.len(), 2 | 13)
-            && stored.bytes().all(|b| HASH64_CHARS.contains(&b));
+        let des_like =
+            matches!(stored.len(), 2 | 13) && stored.bytes().all(|b| HASH64_CHARS.contains(&b));
         if des_like {
             return Scheme::Unknown;
         }
@@ -287,7 +291,9 @@ impl PasswordUtil {
 }
 
 fn verify_bcrypt(double: &str, stored: &str) -> bool {
-    let supported = ["$2a$", "$2b$", "$2y$"].iter().any(|p| stored.starts_with(p));
+    let supported = ["$2a$", "$2b$", "$2y$"]
+        .iter()
+        .any(|p| stored.starts_with(p));
     if !supported || stored.len() != 60 || !stored.is_ascii() {
         return false;
     }
@@ -346,8 +352,12 @@ fn verify_pbkdf2(double: &str, stored: &str, digest: Pbkdf2Digest) -> bool {
     }
     let mut out = vec![0u8; digest_len];
     match digest {
-        Pbkdf2Digest::Sha256 => pbkdf2::pbkdf2_hmac::<Sha256>(double.as_bytes(), &salt, rounds, &mut out),
-        Pbkdf2Digest::Sha512 => pbkdf2::pbkdf2_hmac::<Sha512>(double.as_bytes(), &salt, rounds, &mut out),
+        Pbkdf2Digest::Sha256 => {
+            pbkdf2::pbkdf2_hmac::<Sha256>(double.as_bytes(), &salt, rounds, &mut out)
+        }
+        Pbkdf2Digest::Sha512 => {
+            pbkdf2::pbkdf2_hmac::<Sha512>(double.as_bytes(), &salt, rounds, &mut out)
+        }
     }
     bool::from(out.ct_eq(&expected))
 }
@@ -429,7 +439,11 @@ pub fn verify_hash(hash: &str, data: &str) -> bool {
     if hash.len() == 32 && hash.bytes().all(|b| b.is_ascii_hexdigit()) {
         use md5::Digest as _;
         let digest = hex::encode(md5::Md5::digest(data.as_bytes()));
-        return bool::from(digest.as_bytes().ct_eq(hash.to_ascii_lowercase().as_bytes()));
+        return bool::from(
+            digest
+                .as_bytes()
+                .ct_eq(hash.to_ascii_lowercase().as_bytes()),
+        );
     }
     false
 }
@@ -487,7 +501,10 @@ mod tests {
         let u = util();
         assert_eq!(u.hmac_password("password"), HMAC_PASSWORD);
         assert_eq!(u.hmac_password(UNI_PASSWORD), UNI_HMAC);
-        assert_eq!(PasswordUtil::normalize(UNI_PASSWORD), "pa\u{30a}sswo\u{308}rdfi");
+        assert_eq!(
+            PasswordUtil::normalize(UNI_PASSWORD),
+            "pa\u{30a}sswo\u{308}rdfi"
+        );
     }
 
     #[test]
@@ -498,10 +515,16 @@ mod tests {
         assert_eq!(u.verify("password", SPEC_BCRYPT), Verified::YesNeedsRehash);
         assert_eq!(u.verify("passwore", SPEC_BCRYPT), Verified::No);
         // Another PASSWORD_SALT never verifies.
-        assert_eq!(PasswordUtil::new("other").verify("password", SPEC_BCRYPT), Verified::No);
+        assert_eq!(
+            PasswordUtil::new("other").verify("password", SPEC_BCRYPT),
+            Verified::No
+        );
         // Configured with other argon2 params: still verifies, but wants a rehash.
         let tuned = util().with_argon2_params(19_456, 2, 1);
-        assert_eq!(tuned.verify("password", SPEC_ARGON2), Verified::YesNeedsRehash);
+        assert_eq!(
+            tuned.verify("password", SPEC_ARGON2),
+            Verified::YesNeedsRehash
+        );
     }
 
     #[test]
@@ -514,10 +537,17 @@ mod tests {
             PL_SHA512_CRYPT,
             PL_SHA256_CRYPT_IMPLICIT,
         ] {
-            assert_eq!(u.verify("password", stored), Verified::YesNeedsRehash, "{stored}");
+            assert_eq!(
+                u.verify("password", stored),
+                Verified::YesNeedsRehash,
+                "{stored}"
+            );
             assert_eq!(u.verify("wrong", stored), Verified::No, "{stored}");
         }
-        assert_eq!(u.verify(UNI_PASSWORD, UNI_PBKDF2_SHA256), Verified::YesNeedsRehash);
+        assert_eq!(
+            u.verify(UNI_PASSWORD, UNI_PBKDF2_SHA256),
+            Verified::YesNeedsRehash
+        );
         // Composed form of the same text normalises identically.
         assert_eq!(
             u.verify("pa\u{30a}sswo\u{308}rdfi", UNI_PBKDF2_SHA256),
@@ -624,7 +654,10 @@ mod tests {
         assert!(verify_hash(PL_HASH_DATA, "alice@example.com"));
         assert!(!verify_hash(PL_HASH_DATA, "alice@example.org"));
         assert!(verify_hash(PL_MD5, "alice@example.com"));
-        assert!(verify_hash(&PL_MD5.to_ascii_uppercase(), "alice@example.com"));
+        assert!(verify_hash(
+            &PL_MD5.to_ascii_uppercase(),
+            "alice@example.com"
+        ));
         assert!(!verify_hash(PL_MD5, "alice@example.org"));
         assert!(!verify_hash("", "alice@example.com"));
         assert!(!verify_hash("alice@example.com", "alice@example.com"));

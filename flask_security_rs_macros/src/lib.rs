@@ -75,7 +75,12 @@ pub fn auth_required(args: TokenStream, item: TokenStream) -> TokenStream {
 /// The attribute may be repeated; later copies get a numeric suffix.
 #[proc_macro_attribute]
 pub fn roles_required(args: TokenStream, item: TokenStream) -> TokenStream {
-    route::expand(Kind::NameList(NameListKind::RolesRequired), args.into(), item.into()).into()
+    route::expand(
+        Kind::NameList(NameListKind::RolesRequired),
+        args.into(),
+        item.into(),
+    )
+    .into()
 }
 
 /// Requires at least one of the listed roles: `#[roles_accepted("a", "b")]`.
@@ -84,7 +89,12 @@ pub fn roles_required(args: TokenStream, item: TokenStream) -> TokenStream {
 /// `__fs_roles_accepted`.
 #[proc_macro_attribute]
 pub fn roles_accepted(args: TokenStream, item: TokenStream) -> TokenStream {
-    route::expand(Kind::NameList(NameListKind::RolesAccepted), args.into(), item.into()).into()
+    route::expand(
+        Kind::NameList(NameListKind::RolesAccepted),
+        args.into(),
+        item.into(),
+    )
+    .into()
 }
 
 /// Requires every listed permission: `#[permissions_required("user-write")]`.
@@ -93,8 +103,12 @@ pub fn roles_accepted(args: TokenStream, item: TokenStream) -> TokenStream {
 /// parameter `__fs_permissions_required`.
 #[proc_macro_attribute]
 pub fn permissions_required(args: TokenStream, item: TokenStream) -> TokenStream {
-    route::expand(Kind::NameList(NameListKind::PermissionsRequired), args.into(), item.into())
-        .into()
+    route::expand(
+        Kind::NameList(NameListKind::PermissionsRequired),
+        args.into(),
+        item.into(),
+    )
+    .into()
 }
 
 /// Requires at least one of the listed permissions.
@@ -103,8 +117,12 @@ pub fn permissions_required(args: TokenStream, item: TokenStream) -> TokenStream
 /// parameter `__fs_permissions_accepted`.
 #[proc_macro_attribute]
 pub fn permissions_accepted(args: TokenStream, item: TokenStream) -> TokenStream {
-    route::expand(Kind::NameList(NameListKind::PermissionsAccepted), args.into(), item.into())
-        .into()
+    route::expand(
+        Kind::NameList(NameListKind::PermissionsAccepted),
+        args.into(),
+        item.into(),
+    )
+    .into()
 }
 
 /// Requires that nobody is signed in (login, register, ... pages).

@@ -89,6 +89,11 @@ impl User {
         self.password.as_deref().is_some_and(|p| !p.is_empty())
     }
 
+    /// The stored password hash (passlib format), empty when there is none.
+    pub fn password_hash(&self) -> &str {
+        self.password.as_deref().unwrap_or("")
+    }
+
     /// Whether the user has the role `name`.
     pub fn has_role(&self, name: &str) -> bool {
         self.roles.iter().any(|r| r.name == name)

@@ -128,7 +128,10 @@ impl<'r> Ctx<'r> {
     /// Renders a page template with the common context.
     pub fn page(&self, template: &str, mut ctx: Context, errors: &FormErrors) -> Reply {
         ctx.insert("csrf_token", &self.csrf_token());
-        ctx.insert("errors", &errors.to_map());
+        let mut map = errors.to_map();
+        let form_level = map.remove("").unwrap_or_else(|| Value::Array(Vec::new()));
+        ctx.insert("errors", &map);
+        ctx.insert("form_errors", &form_level);
         ctx.insert("login_url", &self.config().url("/login"));
         ctx.insert("username_enable", &self.config().username_enable);
         match self.state.templates.render(template, &ctx) {

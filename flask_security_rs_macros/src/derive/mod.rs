@@ -10,7 +10,7 @@
 mod case;
 
 use proc_macro2::{Span, TokenStream};
-use quote::{quote, quote_spanned, ToTokens};
+use quote::{ToTokens, quote, quote_spanned};
 use syn::ext::IdentExt;
 use syn::spanned::Spanned;
 use syn::{Data, DeriveInput, Fields, Ident, LitStr, Path, Token};
@@ -129,7 +129,13 @@ pub(crate) fn expand(target: &Target, input: TokenStream) -> TokenStream {
     let mappings = map_fields(target, &input, fields, &mut errors);
 
     if errors.is_empty() {
-        generate(target, &input, &krate, &mappings, container.payload.as_ref())
+        generate(
+            target,
+            &input,
+            &krate,
+            &mappings,
+            container.payload.as_ref(),
+        )
     } else {
         let stub = generate(target, &input, &krate, &[], None);
         let errors = errors.into_compile_errors();
@@ -138,8 +144,15 @@ pub(crate) fn expand(target: &Target, input: TokenStream) -> TokenStream {
 }
 
 fn parse_container(target: &Target, input: &DeriveInput, errors: &mut Errors) -> Container {
-    let mut container = Container { krate: None, payload: None };
-    for attr in input.attrs.iter().filter(|attr| attr.path().is_ident("security")) {
+    let mut container = Container {
+        krate: None,
+        payload: None,
+    };
+    for attr in input
+        .attrs
+        .iter()
+        .filter(|attr| attr.path().is_ident("security"))
+    {
         let result = attr.parse_nested_meta(|meta| {
             if meta.path.is_ident("crate") {
                 let path = parse_path_value(&meta)?;
@@ -200,17 +213,22 @@ fn named_fields<'a>(
         Data::Enum(data) => {
             let token = data.enum_token;
             errors.spanned(quote!(#token #ident), message);
-        },
+        }
         Data::Union(data) => {
             let token = data.union_token;
             errors.spanned(quote!(#token #ident), message);
-        },
+        }
     }
     None
 }
 
 fn parse_field_attrs(field: &syn::Field, errors: &mut Errors) -> FieldAttrs {
-    let mut attrs = FieldAttrs { rename: None, skip: false, ignored: false, enum_name: None };
+    let mut attrs = FieldAttrs {
+        rename: None,
+        skip: false,
+        ignored: false,
+        enum_name: None,
+    };
     for attr in &field.attrs {
         if attr.path().is_ident("security") {
             let result = attr.parse_nested_meta(|meta| {
@@ -254,7 +272,10 @@ fn parse_field_attrs(field: &syn::Field, errors: &mut Errors) -> FieldAttrs {
         }
     }
     if let (true, Some(rename)) = (attrs.skip, &attrs.rename) {
-        errors.spanned(rename, "`field = \"...\"` and `skip` cannot be used together");
+        errors.spanned(
+            rename,
+            "`field = \"...\"` and `skip` cannot be used together",
+        );
     }
     attrs
 }
@@ -304,14 +325,19 @@ fn map_fields(
             errors.at(
                 span,
                 format!(
-                    "{noun} field `{name}` is mapped twice: field `{}` already provides it",
+                    "{noun} field `{name}` is mapped twice: field `{}` already provides it; \
+                     mark one of them `#[security(skip)]`",
                     previous.source
                 ),
             );
             continue;
         }
         match column_variant(ident, &attrs) {
-            Ok(variant) => mappings.push(Mapping { field: index, source: ident.clone(), variant }),
+            Ok(variant) => mappings.push(Mapping {
+                field: index,
+                source: ident.clone(),
+                variant,
+            }),
             Err(error) => errors.push(error),
         }
     }
@@ -348,8 +374,12 @@ fn column_variant(ident: &Ident, attrs: &FieldAttrs) -> syn::Result<Ident> {
         Some(enum_name) => (enum_name.value(), enum_name.span()),
         None => (case::upper_camel(&ident.unraw().to_string()), ident.span()),
     };
-    let mut variant: Ident = syn::parse_str(&case::escape_keyword(name.clone()))
-        .map_err(|_| syn::Error::new(span, format!("`{name}` is not a valid `Column` variant name")))?;
+    let mut variant: Ident = syn::parse_str(&case::escape_keyword(name.clone())).map_err(|_| {
+        syn::Error::new(
+            span,
+            format!("`{name}` is not a valid `Column` variant name"),
+        )
+    })?;
     variant.set_span(ident.span());
     Ok(variant)
 }

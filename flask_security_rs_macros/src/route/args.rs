@@ -1,7 +1,7 @@
 //! Parsing and validation of the route attributes' arguments.
 
 use proc_macro2::{Literal, Span, TokenStream};
-use quote::{quote, ToTokens};
+use quote::{ToTokens, quote};
 use syn::parse::Parser;
 use syn::punctuated::Punctuated;
 use syn::{Expr, ExprLit, Lit, LitInt, LitStr, Token, UnOp};
@@ -65,13 +65,14 @@ pub(super) fn parse_auth(args: TokenStream) -> syn::Result<AuthSpec> {
 
     for arg in &list {
         match arg {
-            Expr::Lit(ExprLit { lit: Lit::Str(lit), .. }) => {
+            Expr::Lit(ExprLit {
+                lit: Lit::Str(lit), ..
+            }) => {
                 let value = lit.value();
                 match METHODS.iter().find(|(name, _)| *name == value) {
-                    Some((_, bit)) if mask & bit != 0 => errors.spanned(
-                        lit,
-                        format!("duplicate authentication method \"{value}\""),
-                    ),
+                    Some((_, bit)) if mask & bit != 0 => {
+                        errors.spanned(lit, format!("duplicate authentication method \"{value}\""))
+                    }
                     Some((_, bit)) => mask |= bit,
                     None => errors.spanned(
                         lit,
@@ -158,9 +159,13 @@ fn minutes(value: &Expr, key: &str) -> syn::Result<i64> {
         )
     };
     let (negative, lit) = match value {
-        Expr::Lit(ExprLit { lit: Lit::Int(lit), .. }) => (false, lit),
+        Expr::Lit(ExprLit {
+            lit: Lit::Int(lit), ..
+        }) => (false, lit),
         Expr::Unary(unary) if matches!(unary.op, UnOp::Neg(_)) => match &*unary.expr {
-            Expr::Lit(ExprLit { lit: Lit::Int(lit), .. }) => (true, lit),
+            Expr::Lit(ExprLit {
+                lit: Lit::Int(lit), ..
+            }) => (true, lit),
             _ => return Err(not_integer()),
         },
         _ => return Err(not_integer()),
@@ -215,10 +220,14 @@ pub(super) fn parse_names(kind: NameListKind, args: TokenStream) -> syn::Result<
     let mut errors = Errors::new();
     for arg in &list {
         match arg {
-            Expr::Lit(ExprLit { lit: Lit::Str(lit), .. }) if lit.value().trim().is_empty() => {
+            Expr::Lit(ExprLit {
+                lit: Lit::Str(lit), ..
+            }) if lit.value().trim().is_empty() => {
                 errors.spanned(lit, format!("{noun} name must not be empty"));
             }
-            Expr::Lit(ExprLit { lit: Lit::Str(lit), .. }) => names.push(lit.clone()),
+            Expr::Lit(ExprLit {
+                lit: Lit::Str(lit), ..
+            }) => names.push(lit.clone()),
             other => {
                 errors.spanned(
                     other,

@@ -10,7 +10,7 @@
 mod args;
 
 use proc_macro2::{Span, TokenStream};
-use quote::{format_ident, quote, quote_spanned, ToTokens};
+use quote::{ToTokens, format_ident, quote, quote_spanned};
 use syn::ext::IdentExt;
 use syn::{FnArg, Ident, Item, ItemFn, Pat};
 
@@ -102,12 +102,10 @@ pub(crate) fn expand(kind: Kind, args: TokenStream, item: TokenStream) -> TokenS
     let function = check_item(kind, &item, &mut errors);
 
     match (spec, function) {
-        (Some(spec), Some(function)) if errors.is_empty() => {
-            match generate(kind, spec, function) {
-                Ok(tokens) => tokens,
-                Err(error) => with_original(error.into_compile_error(), item),
-            }
-        }
+        (Some(spec), Some(function)) if errors.is_empty() => match generate(kind, spec, function) {
+            Ok(tokens) => tokens,
+            Err(error) => with_original(error.into_compile_error(), item),
+        },
         // Emit the item untouched next to the errors, so that the only
         // diagnostics are ours and not a cascade from a missing function.
         _ => with_original(errors.into_compile_errors(), item),
@@ -121,8 +119,9 @@ fn with_original(errors: TokenStream, item: TokenStream) -> TokenStream {
 fn parse_spec(kind: Kind, args: TokenStream, errors: &mut Errors) -> Option<Spec> {
     match kind {
         Kind::Auth => collect(args::parse_auth(args), errors).map(Spec::Auth),
-        Kind::NameList(list) => collect(args::parse_names(list, args), errors)
-            .map(|names| Spec::NameList(list, names)),
+        Kind::NameList(list) => {
+            collect(args::parse_names(list, args), errors).map(|names| Spec::NameList(list, names))
+        }
         Kind::Anonymous => {
             if args.is_empty() {
                 Some(Spec::Anonymous)
@@ -239,7 +238,11 @@ fn generate(kind: Kind, spec: Spec, mut function: ItemFn) -> syn::Result<TokenSt
     let span = Span::call_site();
     let guard = quote_spanned!(span=> ::flask_security_rs::guard);
     match spec {
-        Spec::Auth(AuthSpec { mask, within, grace }) => {
+        Spec::Auth(AuthSpec {
+            mask,
+            within,
+            grace,
+        }) => {
             let name = Ident::new("__fs_auth", span);
             reject_repeat(kind, &function, &name)?;
             let ty = quote_spanned!(span=> #guard::AuthRequired<#mask, #within, #grace>);
@@ -265,7 +268,11 @@ fn generate(kind: Kind, spec: Spec, mut function: ItemFn) -> syn::Result<TokenSt
             }
             // The ordinal sits before the `_` that precedes the function name,
             // so two different (function, ordinal) pairs never share a name.
-            let ordinal = if ordinal == 1 { String::new() } else { ordinal.to_string() };
+            let ordinal = if ordinal == 1 {
+                String::new()
+            } else {
+                ordinal.to_string()
+            };
             let struct_name = format_ident!(
                 "__Fs{}{}_{}",
                 list.guard(),
@@ -275,11 +282,16 @@ fn generate(kind: Kind, spec: Spec, mut function: ItemFn) -> syn::Result<TokenSt
             );
             let param = Ident::new(&param, span);
             let guard_ty = Ident::new(list.guard(), span);
-            insert_param(&mut function, &param, quote_spanned!(span=> #guard::#guard_ty<#struct_name>))?;
+            insert_param(
+                &mut function,
+                &param,
+                quote_spanned!(span=> #guard::#guard_ty<#struct_name>),
+            )?;
             let vis = quote_spanned!(span=> pub);
             Ok(quote_spanned! {span=>
                 #[doc(hidden)]
                 #[allow(non_camel_case_types)]
+                #[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::marker::Copy)]
                 #vis struct #struct_name;
 
                 #[automatically_derived]
@@ -298,7 +310,10 @@ fn reject_repeat(kind: Kind, function: &ItemFn, name: &Ident) -> syn::Result<()>
     if has_param(function, &name.to_string()) {
         return Err(syn::Error::new(
             Span::call_site(),
-            format!("`#[{}]` is applied more than once to this function", kind.attribute()),
+            format!(
+                "`#[{}]` is applied more than once to this function",
+                kind.attribute()
+            ),
         ));
     }
     Ok(())

@@ -1,6 +1,6 @@
 // `#[derive(SecurityUser)]` / `#[derive(SecurityRole)]` on SeaORM entities:
 // name-based mapping, `field = ".."`, `skip`, `payload`, `#[sea_orm(ignore)]`,
-// `#[sea_orm(enum_name = "..")]` and extra application columns.
+// `#[sea_orm(enum_name = "..")]`, `crate = ".."` and extra application columns.
 #![deny(warnings)]
 
 mod user {
@@ -40,6 +40,7 @@ mod role {
 
     #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, SecurityRole)]
     #[sea_orm(table_name = "role")]
+    #[security(crate = "flask_security_rs")]
     pub struct Model {
         #[sea_orm(primary_key)]
         pub id: i32,
@@ -66,10 +67,22 @@ fn main() {
 
     let user_column = <user::Model as SecurityUser>::security_column;
     assert!(matches!(user_column(UserField::Id), Some(user::Column::Id)));
-    assert!(matches!(user_column(UserField::Email), Some(user::Column::Mail)));
-    assert!(matches!(user_column(UserField::Password), Some(user::Column::Password)));
-    assert!(matches!(user_column(UserField::Active), Some(user::Column::Active)));
-    assert!(matches!(user_column(UserField::FsUniquifier), Some(user::Column::Uniquifier)));
+    assert!(matches!(
+        user_column(UserField::Email),
+        Some(user::Column::Mail)
+    ));
+    assert!(matches!(
+        user_column(UserField::Password),
+        Some(user::Column::Password)
+    ));
+    assert!(matches!(
+        user_column(UserField::Active),
+        Some(user::Column::Active)
+    ));
+    assert!(matches!(
+        user_column(UserField::FsUniquifier),
+        Some(user::Column::Uniquifier)
+    ));
     assert!(matches!(
         user_column(UserField::UpdateDatetime),
         Some(user::Column::UpdateDatetime)
@@ -80,8 +93,14 @@ fn main() {
 
     let role_column = <role::Model as SecurityRole>::security_column;
     assert!(matches!(role_column(RoleField::Id), Some(role::Column::Id)));
-    assert!(matches!(role_column(RoleField::Name), Some(role::Column::Name)));
-    assert!(matches!(role_column(RoleField::Permissions), Some(role::Column::Permissions)));
+    assert!(matches!(
+        role_column(RoleField::Name),
+        Some(role::Column::Name)
+    ));
+    assert!(matches!(
+        role_column(RoleField::Permissions),
+        Some(role::Column::Permissions)
+    ));
     assert!(role_column(RoleField::Description).is_none());
 
     let model = user::Model {
@@ -97,5 +116,8 @@ fn main() {
         update_datetime: Default::default(),
     };
     let payload = model.security_payload();
-    assert_eq!(payload.get("email"), Some(&serde_json::Value::from("matt@lp.com")));
+    assert_eq!(
+        payload.get("email"),
+        Some(&serde_json::Value::from("matt@lp.com"))
+    );
 }

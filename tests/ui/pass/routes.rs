@@ -34,10 +34,10 @@ fn no_freshness() -> &'static str {
     "explicitly no freshness check"
 }
 
-#[auth_required(grace = 5, within = 5,)]
+#[auth_required(grace = 5, within = 5)]
 #[get("/keys-any-order")]
 fn keys_any_order() -> &'static str {
-    "keys in any order, trailing comma"
+    "keys in any order"
 }
 
 #[auth_required("token")]
@@ -105,7 +105,10 @@ fn main() {
     assert_eq!(__FsRolesRequired_stacked::NAMES, ["admin", "editor"]);
     assert_eq!(__FsRolesAccepted_twice::NAMES, ["author", "editor"]);
     assert_eq!(__FsRolesAccepted2_twice::NAMES, ["reviewer"]);
-    assert_eq!(__FsPermissionsRequired_permissions::NAMES, ["user-read", "user-write"]);
+    assert_eq!(
+        __FsPermissionsRequired_permissions::NAMES,
+        ["user-read", "user-write"]
+    );
     assert_eq!(__FsPermissionsAccepted_any_permission::NAMES, ["user-read"]);
     assert_eq!(api::__FsRolesRequired_admin::NAMES, ["admin"]);
 }

@@ -1,0 +1,194 @@
+//! Test harness: a quickstart app on a fresh database, a real SMTP sink, a
+//! movable clock, and helpers for Flask-Security's JSON envelope.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use flask_security_rs::{Clock, SmtpMailer};
+use fs_tests::{SentMail, SmtpSink};
+use rocket::http::{ContentType, Header, Status};
+use rocket::local::asynchronous::{Client, LocalResponse};
+use rocket::{Build, Rocket};
+use serde_json::{Value, json};
+
+pub const ADMIN: (&str, &str) = ("admin@example.com", "admin123");
+pub const USER: (&str, &str) = ("user@example.com", "user123");
+pub const DISABLED: (&str, &str) = ("disabled@example.com", "disabled123");
+
+/// Serialises app construction when tests share one PostgreSQL database.
+static BUILD_LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// `FS_TEST_DATABASE_URL` (PostgreSQL in CI), else a fresh SQLite file.
+pub fn database_url() -> String {
+    match std::env::var("FS_TEST_DATABASE_URL") {
+        Ok(url) if !url.is_empty() => url,
+        _ => {
+            let dir = std::env::temp_dir().join("fs_rs_tests");
+            let _ = std::fs::create_dir_all(&dir);
+            dir.join(format!("{}.db", uuid())).display().to_string()
+        }
+    }
+}
+
+pub fn uuid() -> String {
+    use rand::RngCore;
+    let mut b = [0u8; 8];
+    rand::thread_rng().fill_bytes(&mut b);
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+pub fn unique_email() -> String {
+    format!("t-{}@example.com", uuid())
+}
+
+pub struct App {
+    pub client: Client,
+    pub sink: SmtpSink,
+    pub clock: Clock,
+}
+
+pub struct Setup {
+    pub opts: quickstart::Options,
+    pub sink: SmtpSink,
+}
+
+pub async fn setup() -> Setup {
+    let sink = SmtpSink::start().await;
+    let opts = quickstart::Options {
+        database_url: database_url(),
+        mailer: Arc::new(SmtpMailer::plain("127.0.0.1", sink.port())),
+        secret_key: "test-secret-key".into(),
+        password_salt: "test-password-salt".into(),
+        generic_responses: false,
+        fast_hash: true,
+        clock: Clock::new(),
+    };
+    Setup { opts, sink }
+}
+
+pub async fn rocket_for(opts: quickstart::Options) -> Rocket<Build> {
+    let _guard = BUILD_LOCK.lock().await;
+    match quickstart::build(opts).await {
+        Ok(r) => r,
+        Err(e) => panic!("building the app failed: {e}"),
+    }
+}
+
+pub async fn app() -> App {
+    let s = setup().await;
+    app_with(s, |r| r).await
+}
+
+pub async fn app_with(s: Setup, f: impl FnOnce(Rocket<Build>) -> Rocket<Build>) -> App {
+    let clock = s.opts.clock.clone();
+    let rocket = f(rocket_for(s.opts).await);
+    let client = Client::tracked(rocket).await.expect("valid rocket");
+    App { client, sink: s.sink, clock }
+}
+
+pub async fn json_of(resp: LocalResponse<'_>) -> (Status, Value) {
+    let status = resp.status();
+    let ct = resp.content_type().map(|c| c.to_string()).unwrap_or_default();
+    let body = resp.into_string().await.unwrap_or_default();
+    let v: Value = serde_json::from_str(&body).unwrap_or_else(|_| panic!("not JSON ({ct}): {body}"));
+    assert_eq!(ct, "application/json", "content type");
+    assert_eq!(v["meta"]["code"], json!(status.code), "meta.code mismatch: {v}");
+    (status, v["response"].clone())
+}
+
+impl App {
+    pub async fn get_json(&self, path: &str) -> (Status, Value) {
+        json_of(self.client.get(path).header(ContentType::JSON).header(Header::new("Accept", "application/json")).dispatch().await).await
+    }
+
+    pub async fn post_json(&self, path: &str, body: Value) -> (Status, Value) {
+        let csrf = self.csrf_cookie();
+        let mut req = self.client.post(path).header(ContentType::JSON).body(body.to_string());
+        if let Some(t) = csrf {
+            req = req.header(Header::new("X-XSRF-Token", t));
+        }
+        json_of(req.dispatch().await).await
+    }
+
+    /// An app route's plain JSON (no envelope).
+    pub async fn app_json(&self, path: &str) -> (Status, Value) {
+        let r = self.client.get(path).header(Header::new("Accept", "application/json")).dispatch().await;
+        let status = r.status();
+        let body = r.into_string().await.unwrap_or_default();
+        (status, serde_json::from_str(&body).unwrap_or(Value::Null))
+    }
+
+    pub async fn post_json_no_csrf(&self, path: &str, body: Value) -> (Status, Value) {
+        json_of(self.client.post(path).header(ContentType::JSON).body(body.to_string()).dispatch().await).await
+    }
+
+    pub fn csrf_cookie(&self) -> Option<String> {
+        self.client.cookies().get("XSRF-TOKEN").map(|c| c.value().to_string())
+    }
+
+    pub async fn login(&self, email: &str, password: &str) -> (Status, Value) {
+        self.post_json("/login", json!({"email": email, "password": password})).await
+    }
+
+    pub async fn token(&self, email: &str, password: &str) -> String {
+        let resp = self
+            .client
+            .post("/login?include_auth_token")
+            .header(ContentType::JSON)
+            .body(json!({"email": email, "password": password}).to_string())
+            .dispatch()
+            .await;
+        let (status, body) = json_of(resp).await;
+        assert_eq!(status, Status::Ok, "{body}");
+        let t = body["user"]["authentication_token"].as_str().expect("token").to_string();
+        // Logging out ends the session but not the token.
+        let out = self.client.post("/logout").header(ContentType::JSON).body("{}").dispatch().await;
+        assert_eq!(out.status(), Status::Ok);
+        t
+    }
+
+    pub async fn text(&self, path: &str) -> (Status, String) {
+        let r = self.client.get(path).header(Header::new("Accept", "application/json")).dispatch().await;
+        (r.status(), r.into_string().await.unwrap_or_default())
+    }
+
+    pub async fn mail(&self, to: &str, subject: &str) -> SentMail {
+        self.sink.wait_for(to, subject, Duration::from_secs(10)).await.unwrap_or_else(|| panic!("no mail {subject:?} to {to}"))
+    }
+
+    /// Registers a new user and returns (email, password, welcome mail).
+    pub async fn register(&self) -> (String, String, SentMail) {
+        let email = unique_email();
+        let pw = "s3cret-pass".to_string();
+        let (status, body) = self
+            .post_json("/register", json!({"email": email, "password": pw, "password_confirm": pw}))
+            .await;
+        assert_eq!(status, Status::Ok, "{body}");
+        let mail = self.mail(&email, "Welcome").await;
+        (email, pw, mail)
+    }
+
+    /// Registers and confirms a user.
+    pub async fn confirmed_user(&self) -> (String, String) {
+        let (email, pw, mail) = self.register().await;
+        let token = link_token(&mail.text, "/confirm");
+        let r = self.client.get(format!("/confirm/{token}")).dispatch().await;
+        assert_eq!(r.status(), Status::Found);
+        (email, pw)
+    }
+}
+
+/// The token of a `http://host<path>/<token>` link in a mail body.
+pub fn link_token(text: &str, path: &str) -> String {
+    let needle = format!("{path}/");
+    let start = text.find(&needle).unwrap_or_else(|| panic!("no {path} link in {text}")) + needle.len();
+    text[start..].chars().take_while(|c| c.is_ascii_alphanumeric() || "_-.".contains(*c)).collect()
+}
+
+/// Query parameters of a Location header.
+pub fn location(resp: &LocalResponse<'_>) -> (String, Vec<(String, String)>) {
+    let loc = resp.headers().get_one("Location").expect("Location header").to_string();
+    let (path, q) = loc.split_once('?').unwrap_or((&loc, ""));
+    let params = url::form_urlencoded::parse(q.as_bytes()).map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
+    (path.to_string(), params)
+}

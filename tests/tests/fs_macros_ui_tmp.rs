@@ -1,0 +1,2 @@
+#[path = "../it/ui.rs"]
+mod ui;
