@@ -8,3 +8,4 @@ mod fresh;
 mod login;
 mod protected;
 mod register;
+mod ui;

@@ -17,23 +17,23 @@ const METHOD_LIST: &str = "\"token\", \"session\" or \"basic\"";
 /// Validated `#[auth_required(..)]` arguments.
 pub(super) struct AuthSpec {
     /// `METHOD_*` bits; 0 means the configured default methods.
-    pub(super) mask: Minutes<u8>,
+    pub(super) mask: ConstArg<u8>,
     /// Minutes; -1 when absent.
-    pub(super) within: Minutes<i64>,
+    pub(super) within: ConstArg<i64>,
     /// Minutes; -1 when absent.
-    pub(super) grace: Minutes<i64>,
+    pub(super) grace: ConstArg<i64>,
 }
 
 /// An integer emitted as a const generic argument.
-pub(super) struct Minutes<T>(T);
+pub(super) struct ConstArg<T>(T);
 
-impl ToTokens for Minutes<u8> {
+impl ToTokens for ConstArg<u8> {
     fn to_tokens(&self, tokens: &mut TokenStream) {
         Literal::u8_unsuffixed(self.0).to_tokens(tokens);
     }
 }
 
-impl ToTokens for Minutes<i64> {
+impl ToTokens for ConstArg<i64> {
     fn to_tokens(&self, tokens: &mut TokenStream) {
         let magnitude = Literal::u64_unsuffixed(self.0.unsigned_abs());
         if self.0 < 0 {
@@ -128,9 +128,9 @@ pub(super) fn parse_auth(args: TokenStream) -> syn::Result<AuthSpec> {
 
     errors.finish()?;
     Ok(AuthSpec {
-        mask: Minutes(mask),
-        within: Minutes(within.unwrap_or(-1)),
-        grace: Minutes(grace.unwrap_or(-1)),
+        mask: ConstArg(mask),
+        within: ConstArg(within.unwrap_or(-1)),
+        grace: ConstArg(grace.unwrap_or(-1)),
     })
 }
 

@@ -1,2 +1,0 @@
-#[path = "../it/ui.rs"]
-mod ui;
