@@ -65,6 +65,40 @@ pub struct MailConfig {
     pub mail_password: Option<Secret>,
 }
 
+/// `SECURITY_PASSWORD_CHECK_BREACHED`: off, on (network errors let the
+/// password through), or `"strict"` (network errors reject it).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum BreachedCheck {
+    /// No check.
+    #[default]
+    Off,
+    /// Check; if the service cannot be reached, accept the password.
+    On,
+    /// Check; if the service cannot be reached, reject the password.
+    Strict,
+}
+
+impl<'de> Deserialize<'de> for BreachedCheck {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Bool(bool),
+            Text(String),
+        }
+        Ok(match Raw::deserialize(d)? {
+            Raw::Bool(false) => BreachedCheck::Off,
+            Raw::Bool(true) => BreachedCheck::On,
+            Raw::Text(t) => match t.to_ascii_lowercase().as_str() {
+                "strict" => BreachedCheck::Strict,
+                "" | "false" | "none" => BreachedCheck::Off,
+                "true" | "best-effort" => BreachedCheck::On,
+                other => return Err(serde::de::Error::custom(format!("password_check_breached: unknown value {other:?}"))),
+            },
+        })
+    }
+}
+
 /// Every setting the library reads. See the crate docs for the mapping to
 /// Flask-Security's `SECURITY_*` keys.
 #[derive(Debug, Clone, Deserialize)]
@@ -87,6 +121,72 @@ pub struct SecurityConfig {
     pub password_length_max: usize,
     /// `PASSWORD_CONFIRM_REQUIRED`.
     pub password_confirm_required: bool,
+    /// `SECURITY_PASSWORD_COMPLEXITY_CHECKER`: `None` or `"zxcvbn"`.
+    pub password_complexity_checker: Option<String>,
+    /// `SECURITY_ZXCVBN_MINIMUM_SCORE` (0-4).
+    pub zxcvbn_minimum_score: u8,
+    /// `SECURITY_PASSWORD_CHECK_BREACHED`.
+    pub password_check_breached: BreachedCheck,
+    /// `SECURITY_PASSWORD_BREACHED_COUNT`: counts at or above this are breached.
+    pub password_breached_count: u64,
+    /// Base URL of the k-anonymity range API (the 5-hex-digit prefix is appended).
+    pub password_breached_url: String,
+    /// `SECURITY_RECOVERABLE`.
+    pub recoverable: bool,
+    /// `SECURITY_RESET_PASSWORD_WITHIN`, seconds.
+    pub reset_password_within: i64,
+    /// `SECURITY_SEND_PASSWORD_RESET_EMAIL`.
+    pub send_password_reset_email: bool,
+    /// `SECURITY_SEND_PASSWORD_RESET_NOTICE_EMAIL`.
+    pub send_password_reset_notice_email: bool,
+    /// `SECURITY_AUTO_LOGIN_AFTER_RESET`.
+    pub auto_login_after_reset: bool,
+    /// `SECURITY_RESET_VIEW` (SPA).
+    pub reset_view: Option<String>,
+    /// `SECURITY_RESET_ERROR_VIEW` (SPA).
+    pub reset_error_view: Option<String>,
+    /// `SECURITY_POST_RESET_VIEW`.
+    pub post_reset_view: Option<String>,
+    /// `SECURITY_EMAIL_SUBJECT_PASSWORD_RESET`.
+    pub email_subject_password_reset: String,
+    /// `SECURITY_EMAIL_SUBJECT_PASSWORD_NOTICE`.
+    pub email_subject_password_notice: String,
+    /// Salt of reset links.
+    pub reset_salt: String,
+    /// `SECURITY_CHANGEABLE`.
+    pub changeable: bool,
+    /// `SECURITY_POST_CHANGE_VIEW`.
+    pub post_change_view: Option<String>,
+    /// `SECURITY_SEND_PASSWORD_CHANGE_EMAIL`.
+    pub send_password_change_email: bool,
+    /// `SECURITY_EMAIL_SUBJECT_PASSWORD_CHANGE_NOTICE`.
+    pub email_subject_password_change_notice: String,
+    /// `SECURITY_CHANGE_EMAIL`.
+    pub change_email: bool,
+    /// `SECURITY_CHANGE_EMAIL_WITHIN`, seconds.
+    pub change_email_within: i64,
+    /// `SECURITY_CHANGE_EMAIL_SUBJECT`.
+    pub change_email_subject: String,
+    /// `SECURITY_POST_CHANGE_EMAIL_VIEW`.
+    pub post_change_email_view: Option<String>,
+    /// `SECURITY_CHANGE_EMAIL_ERROR_VIEW`.
+    pub change_email_error_view: Option<String>,
+    /// Salt of change-email links.
+    pub change_email_salt: String,
+    /// `SECURITY_CHANGE_USERNAME`.
+    pub change_username: bool,
+    /// `SECURITY_POST_CHANGE_USERNAME_VIEW`.
+    pub post_change_username_view: Option<String>,
+    /// `SECURITY_SEND_USERNAME_CHANGE_EMAIL`.
+    pub send_username_change_email: bool,
+    /// `SECURITY_EMAIL_SUBJECT_USERNAME_CHANGE_NOTICE`.
+    pub email_subject_username_change_notice: String,
+    /// `SECURITY_USERNAME_RECOVERY`.
+    pub username_recovery: bool,
+    /// `SECURITY_EMAIL_SUBJECT_USERNAME_RECOVERY`.
+    pub email_subject_username_recovery: String,
+    /// `SECURITY_FLASH_MESSAGES`: HTML pages show what happened.
+    pub flash_messages: bool,
     /// Blueprint URL prefix.
     pub url_prefix: Option<String>,
     /// Query-string key of the auth token.
@@ -181,16 +281,6 @@ pub struct SecurityConfig {
     pub remember_salt: String,
     /// Salt of confirmation links.
     pub confirm_salt: String,
-    /// `SECURITY_LOGIN_URL`.
-    pub login_url: String,
-    /// `SECURITY_LOGOUT_URL`.
-    pub logout_url: String,
-    /// `SECURITY_REGISTER_URL`.
-    pub register_url: String,
-    /// `SECURITY_CONFIRM_URL`.
-    pub confirm_url: String,
-    /// `SECURITY_VERIFY_URL`.
-    pub verify_url: String,
     /// Directory with template overrides (`security/*.html.tera`, `security/email/*`).
     pub templates_dir: Option<String>,
     /// Outgoing mail.
@@ -209,6 +299,39 @@ impl Default for SecurityConfig {
             password_length_min: 8,
             password_length_max: 128,
             password_confirm_required: true,
+            password_complexity_checker: None,
+            zxcvbn_minimum_score: 3,
+            password_check_breached: BreachedCheck::Off,
+            password_breached_count: 1,
+            password_breached_url: "https://api.pwnedpasswords.com/range/".into(),
+            recoverable: false,
+            reset_password_within: 24 * 3600,
+            send_password_reset_email: true,
+            send_password_reset_notice_email: true,
+            auto_login_after_reset: false,
+            reset_view: None,
+            reset_error_view: None,
+            post_reset_view: None,
+            email_subject_password_reset: "Password reset instructions".into(),
+            email_subject_password_notice: "Your password has been reset".into(),
+            reset_salt: "reset-salt".into(),
+            changeable: false,
+            post_change_view: None,
+            send_password_change_email: true,
+            email_subject_password_change_notice: "Your password has been changed".into(),
+            change_email: false,
+            change_email_within: 2 * 3600,
+            change_email_subject: "Confirm your new email address".into(),
+            post_change_email_view: None,
+            change_email_error_view: None,
+            change_email_salt: "change-email-salt".into(),
+            change_username: false,
+            post_change_username_view: None,
+            send_username_change_email: true,
+            email_subject_username_change_notice: "Your username has been changed".into(),
+            username_recovery: false,
+            email_subject_username_recovery: "Your requested username".into(),
+            flash_messages: true,
             url_prefix: None,
             token_authentication_key: "auth_token".into(),
             token_authentication_header: "Authentication-Token".into(),
@@ -256,11 +379,6 @@ impl Default for SecurityConfig {
             cache_control: "private, no-store".into(),
             remember_salt: "remember-salt".into(),
             confirm_salt: "confirm-salt".into(),
-            login_url: "/login".into(),
-            logout_url: "/logout".into(),
-            register_url: "/register".into(),
-            confirm_url: "/confirm".into(),
-            verify_url: "/verify".into(),
             templates_dir: None,
             mail: MailConfig::default(),
         }

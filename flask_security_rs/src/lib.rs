@@ -32,6 +32,7 @@ pub mod messages;
 pub mod migration;
 pub mod model;
 pub mod password;
+pub mod policy;
 pub mod reply;
 pub mod session;
 mod templates;
@@ -76,6 +77,8 @@ pub struct SecurityState {
     pub datastore: Arc<dyn UserDatastore>,
     /// Password hashing.
     pub passwords: Arc<PasswordUtil>,
+    /// Password rules for new passwords.
+    pub policy: policy::PasswordPolicy,
     /// Outgoing mail.
     pub mailer: Arc<dyn Mailer>,
     /// Time source.
@@ -301,7 +304,9 @@ impl Fairing for Security {
         let keys = config.signing_keys();
         let base = config.url_prefix.clone().filter(|p| !p.is_empty()).unwrap_or_else(|| "/".into());
         let routes = views::routes(&config);
+        let policy = policy::PasswordPolicy::new(&config);
         let state = SecurityState {
+            policy,
             config,
             datastore: self.datastore.clone(),
             passwords,

@@ -106,3 +106,52 @@ pub fn within_text(secs: i64) -> String {
         plural(secs, "second")
     }
 }
+
+/// `INVALID_RESET_PASSWORD_TOKEN`
+pub const INVALID_RESET_PASSWORD_TOKEN: &str = "Invalid reset password token.";
+/// `PASSWORD_IS_THE_SAME`
+pub const PASSWORD_IS_THE_SAME: &str = "Your new password must be different than your previous password.";
+/// `PASSWORD_CHANGE`
+pub const PASSWORD_CHANGE: &str = "You successfully changed your password.";
+/// `PASSWORD_RESET_NO_LOGIN`
+pub const PASSWORD_RESET_NO_LOGIN: &str = "You successfully reset your password. Please authenticate using your new password.";
+/// `PASSWORD_RESET`
+pub const PASSWORD_RESET: &str = "You successfully reset your password and you have been logged in automatically.";
+/// `CHANGE_EMAIL_CONFIRMED`
+pub const CHANGE_EMAIL_CONFIRMED: &str = "Change of email address confirmed";
+/// `USERNAME_CHANGE`
+pub const USERNAME_CHANGE: &str = "You successfully changed your username";
+/// `USERNAME_RECOVERY_REQUEST`
+pub const USERNAME_RECOVERY_REQUEST: &str = "If registered, your username will be sent to your email.";
+/// `GENERIC_RECOVERY`
+pub const GENERIC_RECOVERY: &str =
+    "If that email address is in our system, you will receive an email describing how to reset your password.";
+/// `LOGIN`
+pub const LOGIN: &str = "Please log in to access this page.";
+
+/// `PASSWORD_RESET_REQUEST`
+pub fn password_reset_request(email: &str) -> String {
+    format!("Instructions to reset your password have been sent to {email}.")
+}
+
+/// `PASSWORD_RESET_EXPIRED`
+pub fn password_reset_expired(within: &str) -> String {
+    format!("You did not reset your password within {within}.")
+}
+
+/// `CHANGE_EMAIL_EXPIRED`
+pub fn change_email_expired(within: &str) -> String {
+    format!("Confirmation must be completed within {within}. Please start over.")
+}
+
+/// `CHANGE_EMAIL_SENT`
+pub fn change_email_sent(email: &str) -> String {
+    format!("Instructions to confirm your new email address have been sent to {email}.")
+}
+
+/// `PASSWORD_TOO_SIMPLE`
+pub const PASSWORD_TOO_SIMPLE: &str = "Password not complex enough";
+/// `PASSWORD_BREACHED`
+pub const PASSWORD_BREACHED: &str = "Password on breached list";
+/// `PASSWORD_BREACHED_SITE_ERROR`
+pub const PASSWORD_BREACHED_SITE_ERROR: &str = "Failed to contact breached passwords site";

@@ -29,6 +29,9 @@ pub struct SessionData {
     /// Raw CSRF secret of this session.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub csrf_token: Option<String>,
+    /// Messages for the next rendered page: (category, text).
+    #[serde(rename = "_flashes", default, skip_serializing_if = "Vec::is_empty")]
+    pub flashes: Vec<(String, String)>,
 }
 
 impl std::fmt::Debug for SessionData {
@@ -104,9 +107,29 @@ pub fn same_site(v: &str) -> Option<SameSite> {
     }
 }
 
+/// Queues a message for the next HTML page (Flask's `flash`).
+pub fn flash(req: &Request<'_>, category: &str, text: impl Into<String>) {
+    let enabled = req.rocket().state::<SecurityState>().is_none_or(|s| s.config.flash_messages);
+    if enabled {
+        let text = text.into();
+        update(req, |s| s.flashes.push((category.to_string(), text)));
+    }
+}
+
+/// Takes the queued messages.
+pub fn take_flashes(req: &Request<'_>) -> Vec<(String, String)> {
+    if get(req).flashes.is_empty() {
+        return Vec::new();
+    }
+    update(req, |s| std::mem::take(&mut s.flashes))
+}
+
 /// Clears the session (logout).
 pub fn clear(req: &Request<'_>) {
-    update(req, |s| *s = SessionData::default());
+    update(req, |s| {
+        let flashes = std::mem::take(&mut s.flashes);
+        *s = SessionData { flashes, ..SessionData::default() };
+    });
 }
 
 /// The uid in a valid `remember_token` cookie.

@@ -61,6 +61,7 @@ pub async fn setup() -> Setup {
         password_salt: "test-password-salt".into(),
         generic_responses: false,
         fast_hash: true,
+        spa: true,
         clock: Clock::new(),
     };
     Setup { opts, sink }

@@ -136,6 +136,8 @@ pub struct Options {
     pub generic_responses: bool,
     /// Cheap argon2 parameters (tests).
     pub fast_hash: bool,
+    /// SPA redirects for email links (`FS_SPA=0`: server-rendered pages instead).
+    pub spa: bool,
     /// Time source.
     pub clock: flask_security_rs::Clock,
 }
@@ -158,6 +160,7 @@ impl Options {
             password_salt: env("SECURITY_PASSWORD_SALT").unwrap_or_else(|| DEFAULT_PASSWORD_SALT.into()),
             generic_responses: env("FS_GENERIC_RESPONSES").as_deref() == Some("1"),
             fast_hash: env("FS_FAST_HASH").as_deref() == Some("1"),
+            spa: env("FS_SPA").as_deref() != Some("0"),
             clock: flask_security_rs::Clock::new(),
         }
     }
@@ -227,16 +230,29 @@ pub fn security_figment(opts: &Options) -> Figment {
         .merge(("security.trackable", true))
         .merge(("security.username_enable", true))
         .merge(("security.email_sender", "no-reply@example.com"))
+        .merge(("security.recoverable", true))
+        .merge(("security.changeable", true))
+        .merge(("security.change_email", true))
+        .merge(("security.change_username", true))
+        .merge(("security.username_recovery", true))
         .merge(("security.return_generic_responses", opts.generic_responses))
-        .merge(("security.redirect_behavior", "spa"))
-        .merge(("security.post_confirm_view", "/confirmed"))
-        .merge(("security.confirm_error_view", "/confirm-error"))
-        .merge(("security.login_error_view", "/login-error"))
         .merge(("security.csrf_protect_mechanisms", ["session", "basic"]))
         .merge(("security.csrf_ignore_unauth_endpoints", true))
         .merge(("security.csrf_cookie_name", "XSRF-TOKEN"))
         .merge(("security.csrf_time_limit", Option::<i64>::None))
         .merge(("security.session_cookie_samesite", "Strict"));
+    if opts.spa {
+        fig = fig
+            .merge(("security.flash_messages", false))
+            .merge(("security.redirect_behavior", "spa"))
+            .merge(("security.post_confirm_view", "/confirmed"))
+            .merge(("security.confirm_error_view", "/confirm-error"))
+            .merge(("security.reset_view", "/reset-password"))
+            .merge(("security.reset_error_view", "/reset-password-error"))
+            .merge(("security.login_error_view", "/login-error"))
+            .merge(("security.post_change_email_view", "/change-email-confirmed"))
+            .merge(("security.change_email_error_view", "/change-email-error"));
+    }
     if opts.fast_hash {
         fig = fig
             .merge(("security.password_hash_passlib_options.argon2__memory_cost", 1024))

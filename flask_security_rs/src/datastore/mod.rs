@@ -68,7 +68,7 @@ pub struct User {
     /// Roles.
     pub roles: Vec<Role>,
     pub(crate) payload: serde_json::Map<String, serde_json::Value>,
-    model: Arc<dyn Any + Send + Sync>,
+    pub(crate) model: Arc<dyn Any + Send + Sync>,
 }
 
 impl std::fmt::Debug for User {

@@ -71,7 +71,7 @@ async fn confirm_post(ctx: Ctx<'_>, form: FormInput) -> Reply {
             },
         },
     }
-    if generic && !errors.has("") && !(errors.has("email") && email.is_none()) {
+    if generic && !errors.has("") && email.is_some() {
         errors = FormErrors::new();
     }
     if !errors.is_empty() {
@@ -129,22 +129,30 @@ async fn confirm_token(ctx: Ctx<'_>, token: &str) -> Reply {
     let cfg = ctx.config();
     let spa = cfg.spa();
     let error_view = cfg.confirm_error_view.clone().unwrap_or_else(|| cfg.url("/confirm"));
+    let fail = |kind: &str, msg: &str| {
+        if spa {
+            ctx.redirect_with(&error_view, &[(kind, msg)])
+        } else {
+            ctx.flash(kind, msg.to_string());
+            Reply::Redirect(error_view.clone())
+        }
+    };
     match check_token(ctx.state, token).await {
-        Outcome::Invalid => ctx.redirect_with(&error_view, &[("error", messages::INVALID_CONFIRMATION_TOKEN)]),
-        Outcome::AlreadyConfirmed => ctx.redirect_with(&error_view, &[("info", messages::ALREADY_CONFIRMED)]),
+        Outcome::Invalid => fail("error", messages::INVALID_CONFIRMATION_TOKEN),
+        Outcome::AlreadyConfirmed => fail("info", messages::ALREADY_CONFIRMED),
         Outcome::Expired => {
             if let Ok(Some(user)) = expired_user(ctx.state, token).await {
                 send_confirmation(&ctx, &user).await;
             }
             let msg = messages::confirmation_expired(&messages::within_text(cfg.confirm_email_within));
-            ctx.redirect_with(&error_view, &[("error", &msg)])
+            fail("error", &msg)
         }
         Outcome::Confirmed(user) => {
             let stamp = ctx.state.clock.naive_utc();
             let change = vec![(UserField::ConfirmedAt, sea_orm::Value::ChronoDateTime(Some(stamp)))];
             if let Err(e) = ctx.state.datastore.update_user(user.id, change).await {
                 log::error!("confirming user failed: {e}");
-                return ctx.redirect_with(&error_view, &[("error", messages::INVALID_CONFIRMATION_TOKEN)]);
+                return fail("error", messages::INVALID_CONFIRMATION_TOKEN);
             }
             // Whoever else was logged in in this browser is logged out.
             if let Some(current) = auth::current_user(ctx.req).await {
@@ -161,6 +169,7 @@ async fn confirm_token(ctx: Ctx<'_>, token: &str) -> Reply {
             if spa {
                 ctx.redirect_with(&view, &[("success", messages::EMAIL_CONFIRMED), ("email", &user.email), ("identity", &user.email)])
             } else {
+                ctx.flash("success", messages::EMAIL_CONFIRMED);
                 Reply::Redirect(view)
             }
         }

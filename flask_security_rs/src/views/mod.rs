@@ -1,8 +1,12 @@
 //! The library's endpoints, mounted by the fairing under `url_prefix`.
 
+mod change;
+mod change_email;
 mod confirm;
 mod login;
+mod recover;
 mod register;
+mod username;
 
 use rocket::http::Status;
 use rocket::outcome::Outcome;
@@ -24,6 +28,21 @@ pub(crate) fn routes(config: &crate::SecurityConfig) -> Vec<Route> {
     }
     if config.confirmable {
         r.extend(confirm::routes());
+    }
+    if config.recoverable {
+        r.extend(recover::routes());
+    }
+    if config.changeable {
+        r.extend(change::routes());
+    }
+    if config.change_email {
+        r.extend(change_email::routes());
+    }
+    if config.change_username {
+        r.extend(username::change_routes());
+    }
+    if config.username_recovery {
+        r.extend(username::recovery_routes());
     }
     r
 }
@@ -131,6 +150,13 @@ impl<'r> Ctx<'r> {
         let mut map = errors.to_map();
         let form_level = map.remove("").unwrap_or_else(|| Value::Array(Vec::new()));
         ctx.insert("errors", &map);
+        if !ctx.contains_key("messages") {
+            let flashes: Vec<Value> = crate::session::take_flashes(self.req)
+                .into_iter()
+                .map(|(category, text)| serde_json::json!({"category": category, "text": text}))
+                .collect();
+            ctx.insert("messages", &flashes);
+        }
         ctx.insert("form_errors", &form_level);
         ctx.insert("login_url", &self.config().url("/login"));
         ctx.insert("username_enable", &self.config().username_enable);
@@ -160,6 +186,54 @@ impl<'r> Ctx<'r> {
             let sep = if base.contains('?') { '&' } else { '?' };
             Reply::Redirect(format!("{base}{sep}{q}"))
         }
+    }
+}
+
+impl<'r> Ctx<'r> {
+    /// Queues a flash message for the next HTML page.
+    pub fn flash(&self, category: &str, text: impl Into<String>) {
+        crate::session::flash(self.req, category, text);
+    }
+
+    /// Authenticates by the configured methods and, when `fresh`, checks
+    /// freshness (`freshness` / `freshness_grace_period`). On failure the
+    /// reason is recorded for the catcher and its status returned.
+    pub async fn require_user(&self, fresh: bool) -> Result<User, Status> {
+        let (within, grace) = if fresh { (self.config().freshness, self.config().freshness_grace_period) } else { (-1, -1) };
+        match crate::guard::authenticate(self.req, 0, within, grace).await {
+            Ok((user, _)) => Ok(user),
+            Err(f) => {
+                let status = match f {
+                    crate::guard::Failure::Unauthorized => Status::Forbidden,
+                    crate::guard::Failure::Csrf(_) | crate::guard::Failure::AnonymousRequired => Status::BadRequest,
+                    _ => Status::Unauthorized,
+                };
+                crate::guard::set_failure(self.req, f);
+                Err(status)
+            }
+        }
+    }
+
+    /// Sends a mail, logging failures.
+    pub async fn mail(&self, to: &str, subject: &str, template: &str, ctx: &Context) -> bool {
+        match self.state.send_mail(to, subject, template, ctx).await {
+            Ok(()) => true,
+            Err(e) => {
+                log::error!("sending {template} mail failed: {e}");
+                false
+            }
+        }
+    }
+
+    /// Form-level result for HTML or JSON, sharing one path.
+    pub fn invalid(&self, errors: &FormErrors, page: impl FnOnce(&Self, &FormErrors) -> Reply) -> Reply {
+        if self.json() { Reply::form_errors(errors) } else { page(self, errors) }
+    }
+
+    /// The password policy's verdict for `password` of a user with `inputs`
+    /// (email, username): errors to put on the password field.
+    pub async fn password_errors(&self, password: &str, inputs: &[&str]) -> Vec<String> {
+        self.state.policy.validate(password, inputs).await
     }
 }
 

@@ -48,13 +48,6 @@ pub(crate) fn check_username(cfg: &crate::SecurityConfig, raw: &str) -> Result<S
     Ok(name)
 }
 
-/// Password policy on register / reset / change (length after NFKD).
-pub(crate) fn check_password(cfg: &crate::SecurityConfig, password: &str) -> Option<String> {
-    let len = crate::PasswordUtil::normalize(password).chars().count();
-    (len < cfg.password_length_min || len > cfg.password_length_max)
-        .then(|| messages::password_invalid_length(cfg.password_length_min))
-}
-
 #[post("/register", data = "<form>")]
 async fn register_post(ctx: Ctx<'_>, form: FormInput) -> Reply {
     if let Err(e) = ctx.unauth_csrf(&form).await {
@@ -71,13 +64,20 @@ async fn register_post(ctx: Ctx<'_>, form: FormInput) -> Reply {
     let password = text(&form, "password", &mut errors);
     let confirm = text(&form, "password_confirm", &mut errors);
 
+    let generic = cfg.return_generic_responses;
     let mut email = None;
+    let mut existing_owner = None;
+    let mut username_taken = false;
     match &email_raw {
         None if !errors.has("email") => errors.add("email", messages::EMAIL_NOT_PROVIDED),
         None => {}
         Some(raw) => match normalize_email(raw) {
             None => errors.add("email", messages::INVALID_EMAIL_ADDRESS),
             Some(e) => match ds.find_user(Lookup::Email(&e)).await {
+                Ok(Some(owner)) if generic => {
+                    existing_owner = Some(owner);
+                    email = Some(e);
+                }
                 Ok(Some(_)) => errors.add("email", messages::email_already_associated(&e)),
                 Ok(None) => email = Some(e),
                 Err(err) => {
@@ -94,6 +94,10 @@ async fn register_post(ctx: Ctx<'_>, form: FormInput) -> Reply {
         Some(raw) => match check_username(cfg, raw) {
             Err(msg) => errors.add("username", msg),
             Ok(name) => match ds.find_user(Lookup::Username(&name)).await {
+                Ok(Some(_)) if generic => {
+                    username_taken = true;
+                    username = Some(name);
+                }
                 Ok(Some(_)) => errors.add("username", messages::username_already_associated(&name)),
                 Ok(None) => username = Some(name),
                 Err(err) => {
@@ -115,15 +119,26 @@ async fn register_post(ctx: Ctx<'_>, form: FormInput) -> Reply {
             _ => {}
         }
     }
-    if errors.is_empty() {
-        if let Some(msg) = password.as_deref().and_then(|p| check_password(cfg, p)) {
-            errors.add("password", msg);
+    if let (Some(pw), true) = (&password, errors.is_empty()) {
+        let inputs = [email.as_deref().unwrap_or(""), username.as_deref().unwrap_or("")];
+        for e in ctx.password_errors(pw, &inputs).await {
+            errors.add("password", e);
         }
     }
     let (Some(email), Some(password), true) = (email, password, errors.is_empty()) else {
         return if ctx.json() { Reply::form_errors(&errors) } else { register_page(&ctx, Some(&form), &errors) };
     };
 
+    // Generic responses: an existing identity gets a mail, the caller the same
+    // answer as a registration (minus `user`), after the same hashing work.
+    if existing_owner.is_some() || username_taken {
+        let _ = ctx.state.hash_password(&password).await;
+        match &existing_owner {
+            Some(owner) => send_existing(&ctx, owner).await,
+            None => send_existing_username(&ctx, &email, username.as_deref().unwrap_or_default()).await,
+        }
+        return if ctx.json() { Reply::ok(ctx.payload(None)) } else { Reply::Redirect(cfg.post_register_view.clone().unwrap_or_else(|| cfg.post_login_view.clone())) };
+    }
     let Some(hash) = ctx.state.hash_password(&password).await else {
         errors.add("", messages::API_ERROR);
         return Reply::form_errors(&errors);
@@ -146,6 +161,9 @@ async fn register_post(ctx: Ctx<'_>, form: FormInput) -> Reply {
         auth::login_user(ctx.req, ctx.state, &user, false).await;
     }
     if !ctx.json() {
+        if cfg.confirmable {
+            ctx.flash("success", messages::confirm_registration(&user.email));
+        }
         let to = cfg.post_register_view.clone().unwrap_or_else(|| cfg.post_login_view.clone());
         return Reply::Redirect(to);
     }
@@ -168,4 +186,29 @@ async fn send_welcome(ctx: &Ctx<'_>, user: &User) {
     if let Err(e) = ctx.state.send_mail(&user.email, &subject, "welcome", &c).await {
         log::error!("sending the welcome mail failed: {e}");
     }
+}
+
+/// Generic mode: tells the owner of an address that someone tried to register it.
+async fn send_existing(ctx: &Ctx<'_>, owner: &User) {
+    let cfg = ctx.config();
+    let mut c = Context::new();
+    c.insert("email", &owner.email);
+    c.insert("user", &owner.security_payload());
+    if cfg.recoverable {
+        let token = super::recover::reset_token(ctx.state, owner).await;
+        c.insert("reset_link", &ctx.external_url(&format!("/reset/{token}")));
+    }
+    if cfg.confirmable && owner.confirmed_at.is_none() {
+        let token = super::confirm::confirmation_token(ctx.state, owner).await;
+        c.insert("confirmation_link", &ctx.external_url(&format!("/confirm/{token}")));
+    }
+    ctx.mail(&owner.email, &cfg.email_subject_register.clone(), "welcome_existing", &c).await;
+}
+
+/// Generic mode: tells the registering address that the username is taken.
+async fn send_existing_username(ctx: &Ctx<'_>, email: &str, username: &str) {
+    let mut c = Context::new();
+    c.insert("email", email);
+    c.insert("username", username);
+    ctx.mail(email, &ctx.config().email_subject_register.clone(), "welcome_existing_username", &c).await;
 }
