@@ -9,7 +9,8 @@
 // quickstart binary (QUICKSTART_BIN, default ../../target/debug/quickstart)
 // on a free port with a fresh SQLite file and FS_SPA=0, and Chromium
 // (CHROMIUM_BIN, default /usr/bin/chromium).  A screenshot of every step goes
-// to tests/browser/screenshots/ (gitignored).  Run: `npm test` in this folder.
+// to tests/browser/screenshots/ (gitignored), with each mail it used (.eml).
+// Run: `npm test` in this folder (QUICKSTART_BIN=... to use another binary).
 
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -356,8 +357,15 @@ describe('quickstart HTML flow in headless Chromium', { timeout: 15 * STEP_TIMEO
     }
   }
 
-  /** One step of the flow; skipped once an earlier step failed. */
-  function step(name, fn) {
+  /** Keeps a received mail beside the screenshots (for humans). */
+  function saveMail(name, mail) {
+    shotNo += 1;
+    fs.writeFileSync(path.join(SHOTS, `${String(shotNo).padStart(2, '0')}-${name}.eml`), mail.raw, 'latin1');
+  }
+
+  /** One step of the flow; skipped once an earlier step failed.  A step that
+   * takes no screenshot (shot: false) is one that looks at mail only. */
+  function step(name, fn, { shot = true } = {}) {
     test(name, { timeout: STEP_TIMEOUT }, async (t) => {
       if (broken) {
         t.skip(`needs "${broken}"`);
@@ -366,7 +374,7 @@ describe('quickstart HTML flow in headless Chromium', { timeout: 15 * STEP_TIMEO
       const slug = name.replace(/[^a-z0-9]+/gi, '-').replace(/^-|-$/g, '').toLowerCase();
       try {
         await fn(t);
-        await screenshot(slug);
+        if (shot) await screenshot(slug);
       } catch (e) {
         broken = name;
         await screenshot(`${slug}-FAILED`);
@@ -451,7 +459,7 @@ describe('quickstart HTML flow in headless Chromium', { timeout: 15 * STEP_TIMEO
 
   before(async () => {
     fs.mkdirSync(SHOTS, { recursive: true });
-    for (const f of fs.readdirSync(SHOTS)) if (f.endsWith('.png')) fs.rmSync(path.join(SHOTS, f));
+    for (const f of fs.readdirSync(SHOTS)) if (/\.(png|eml)$/.test(f)) fs.rmSync(path.join(SHOTS, f));
     assert.ok(fs.existsSync(QUICKSTART_BIN), `quickstart binary not found: ${QUICKSTART_BIN} (set QUICKSTART_BIN)`);
     assert.ok(fs.existsSync(CHROMIUM_BIN), `chromium not found: ${CHROMIUM_BIN} (apt-get install chromium, or set CHROMIUM_BIN)`);
 
@@ -544,10 +552,11 @@ describe('quickstart HTML flow in headless Chromium', { timeout: 15 * STEP_TIMEO
 
   step('welcome mail carries the confirmation link', async () => {
     const mail = await sink.waitFor((m) => m.to.includes(user.email) && m.subject === 'Welcome', `"Welcome" to ${user.email}`);
+    saveMail('welcome-mail', mail);
     confirmLink = findLink(mail, '/confirm/');
     assert.ok(confirmLink, `a /confirm/<token> link in the Welcome mail:\n${mail.texts.join('\n---\n')}`);
     assert.equal(new URL(confirmLink).origin, base, `confirmation link ${confirmLink} points at the app`);
-  });
+  }, { shot: false });
 
   step('confirm the email address from the mail link', async () => {
     const { chain } = await goto(confirmLink);
@@ -581,10 +590,11 @@ describe('quickstart HTML flow in headless Chromium', { timeout: 15 * STEP_TIMEO
       (m) => m.to.includes(user.email) && m.subject === 'Password reset instructions',
       `"Password reset instructions" to ${user.email}`,
     );
+    saveMail('reset-instructions-mail', mail);
     resetLink = findLink(mail, '/reset/');
     assert.ok(resetLink, `a /reset/<token> link in the mail:\n${mail.texts.join('\n---\n')}`);
     assert.equal(new URL(resetLink).origin, base, `reset link ${resetLink} points at the app`);
-  });
+  }, { shot: false });
 
   step('choose a new password from the mail link', async () => {
     const { response } = await goto(resetLink);
@@ -592,17 +602,20 @@ describe('quickstart HTML flow in headless Chromium', { timeout: 15 * STEP_TIMEO
     const form = await formOnPage('reset_password_form', ['password', 'password_confirm']);
     const action = new URL((await form.getAttribute('action')) ?? '', page.url());
     assert.equal(action.pathname, new URL(resetLink).pathname, 'reset form posts back to the reset URL');
+    await screenshot('reset-form');
     const { chain } = await submit(form, { password: user.newPassword, password_confirm: user.newPassword });
     assertChain(chain, [
       ['POST', new URL(resetLink).pathname, 302],
       ['GET', '/login', 200],
     ]);
     await assertFlash('You successfully reset your password. Please authenticate using your new password.');
-    await sink.waitFor(
+    await screenshot('reset-done');
+    const notice = await sink.waitFor(
       (m) => m.to.includes(user.email) && m.subject === 'Your password has been reset',
       `"Your password has been reset" to ${user.email}`,
     );
-  });
+    saveMail('reset-notice-mail', notice);
+  }, { shot: false });
 
   step('the old password no longer works', async () => {
     const { response, chain } = await logIn(user.password);

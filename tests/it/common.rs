@@ -62,6 +62,7 @@ pub async fn setup() -> Setup {
         generic_responses: false,
         fast_hash: true,
         spa: true,
+        extra: None,
         clock: Clock::new(),
     };
     Setup { opts, sink }

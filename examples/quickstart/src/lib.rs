@@ -138,6 +138,8 @@ pub struct Options {
     pub fast_hash: bool,
     /// SPA redirects for email links (`FS_SPA=0`: server-rendered pages instead).
     pub spa: bool,
+    /// More configuration merged last (e.g. `security.password_complexity_checker`).
+    pub extra: Option<Figment>,
     /// Time source.
     pub clock: flask_security_rs::Clock,
 }
@@ -161,6 +163,7 @@ impl Options {
             generic_responses: env("FS_GENERIC_RESPONSES").as_deref() == Some("1"),
             fast_hash: env("FS_FAST_HASH").as_deref() == Some("1"),
             spa: env("FS_SPA").as_deref() != Some("0"),
+            extra: None,
             clock: flask_security_rs::Clock::new(),
         }
     }
@@ -252,6 +255,9 @@ pub fn security_figment(opts: &Options) -> Figment {
             .merge(("security.login_error_view", "/login-error"))
             .merge(("security.post_change_email_view", "/change-email-confirmed"))
             .merge(("security.change_email_error_view", "/change-email-error"));
+    }
+    if let Some(extra) = &opts.extra {
+        fig = fig.merge(extra.clone());
     }
     if opts.fast_hash {
         fig = fig
