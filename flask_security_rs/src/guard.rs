@@ -122,12 +122,11 @@ pub(crate) async fn authenticate(req: &Request<'_>, mask: u8, within: i64, grace
     let mask = if mask == 0 { configured_mask(state) } else { mask };
     let mut via = None;
     let mut token_paa = None;
-    if mask & METHOD_TOKEN != 0 {
-        if let Some((_, paa)) = auth::token_user(req).await {
+    if mask & METHOD_TOKEN != 0
+        && let Some((_, paa)) = auth::token_user(req).await {
             via = Some(Mechanism::Token);
             token_paa = Some(*paa);
         }
-    }
     if via.is_none() && mask & METHOD_SESSION != 0 && auth::session_user(req).await.is_some() {
         via = Some(Mechanism::Session);
     }
@@ -215,7 +214,7 @@ impl<const M: u8, const WITHIN: i64, const GRACE: i64> Sentinel for AuthRequired
     }
 }
 
-async fn user_for_authz<'r>(req: &'r Request<'_>) -> Result<User, Failure> {
+async fn user_for_authz(req: &Request<'_>) -> Result<User, Failure> {
     auth::current_user(req).await.cloned().ok_or(Failure::Unauthenticated { basic: false })
 }
 

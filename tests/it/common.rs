@@ -194,3 +194,61 @@ pub fn location(resp: &LocalResponse<'_>) -> (String, Vec<(String, String)>) {
     let params = url::form_urlencoded::parse(q.as_bytes()).map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
     (path.to_string(), params)
 }
+
+// ---- Helpers for the account-lifecycle tests (recoverable, changeable, ...) ----
+
+/// Two "browsers" (separate clients and cookie jars) on one database and one
+/// clock, each with its own mail sink; `s` configures both.
+pub async fn twin_apps(s: Setup) -> (App, App) {
+    let sink2 = SmtpSink::start().await;
+    let mut opts2 = s.opts.clone();
+    opts2.mailer = Arc::new(SmtpMailer::plain("127.0.0.1", sink2.port()));
+    let a = app_with(s, |r| r).await;
+    let b = app_with(Setup { opts: opts2, sink: sink2 }, |r| r).await;
+    (a, b)
+}
+
+impl App {
+    /// POST /logout (JSON).
+    pub async fn logout(&self) {
+        let r = self.client.post("/logout").header(ContentType::JSON).body("{}").dispatch().await;
+        assert_eq!(r.status(), Status::Ok);
+    }
+
+    /// The status of GET /api/protected with `token` in the auth header.
+    pub async fn token_status(&self, token: &str) -> Status {
+        let r = self
+            .client
+            .get("/api/protected")
+            .header(Header::new("X-Auth-Token", token.to_string()))
+            .header(Header::new("Accept", "application/json"))
+            .dispatch()
+            .await;
+        r.status()
+    }
+
+    /// Every mail the sink has received so far.
+    pub async fn all_mail(&self) -> Vec<SentMail> {
+        self.sink.messages().await
+    }
+}
+
+/// The absolute `http(s)://…<path>/<token>` link of a mail body.
+pub fn link_url(text: &str, path: &str) -> String {
+    let needle = format!("{path}/");
+    let at = text.find(&needle).unwrap_or_else(|| panic!("no {path} link in {text}"));
+    let start = text[..at].rfind(|c: char| c.is_whitespace() || c == '"').map_or(0, |i| i + 1);
+    text[start..].split(|c: char| c.is_whitespace() || c == '"').next().unwrap_or_default().to_string()
+}
+
+/// `{"errors": [msg], "field_errors": {field: [msg]}}`: one field error.
+pub fn field_error(field: &str, msg: &str) -> Value {
+    json!({"errors": [msg], "field_errors": {field: [msg]}})
+}
+
+/// The keys of a JSON object, sorted.
+pub fn keys(v: &Value) -> Vec<String> {
+    let mut k: Vec<String> = v.as_object().map(|o| o.keys().cloned().collect()).unwrap_or_default();
+    k.sort();
+    k
+}

@@ -87,7 +87,7 @@ async fn change_email_token(state: &SecurityState, user: &User, new_email: &str)
 }
 
 enum Checked {
-    Valid(User, String),
+    Valid(Box<User>, String),
     Error(String),
 }
 
@@ -113,7 +113,7 @@ async fn check(state: &SecurityState, token: &str) -> Checked {
         return invalid();
     }
     match state.datastore.find_user(Lookup::Email(new_email)).await {
-        Ok(None) => Checked::Valid(user, new_email.to_string()),
+        Ok(None) => Checked::Valid(Box::new(user), new_email.to_string()),
         Ok(Some(_)) => Checked::Error(messages::email_already_associated(new_email)),
         Err(_) => invalid(),
     }

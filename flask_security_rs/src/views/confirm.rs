@@ -93,7 +93,7 @@ async fn confirm_post(ctx: Ctx<'_>, form: FormInput) -> Reply {
 }
 
 enum Outcome {
-    Confirmed(User),
+    Confirmed(Box<User>),
     AlreadyConfirmed,
     Expired,
     Invalid,
@@ -121,7 +121,7 @@ async fn check_token(state: &SecurityState, token: &str) -> Outcome {
     if user.confirmed_at.is_some() {
         return Outcome::AlreadyConfirmed;
     }
-    Outcome::Confirmed(user)
+    Outcome::Confirmed(Box::new(user))
 }
 
 #[get("/confirm/<token>")]
@@ -155,11 +155,10 @@ async fn confirm_token(ctx: Ctx<'_>, token: &str) -> Reply {
                 return fail("error", messages::INVALID_CONFIRMATION_TOKEN);
             }
             // Whoever else was logged in in this browser is logged out.
-            if let Some(current) = auth::current_user(ctx.req).await {
-                if current.id != user.id {
+            if let Some(current) = auth::current_user(ctx.req).await
+                && current.id != user.id {
                     auth::logout_user(ctx.req, ctx.state);
                 }
-            }
             if cfg.auto_login_after_confirm {
                 auth::login_user(ctx.req, ctx.state, &user, false).await;
             }

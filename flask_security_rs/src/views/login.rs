@@ -71,19 +71,17 @@ async fn check_login(ctx: &Ctx<'_>, form: &FormInput) -> Result<Credentials, For
         }
     };
     let next = text(form, "next", &mut errors).or_else(|| query_value(ctx.req, "next"));
-    if let Some(e) = &email {
-        if super::normalize_email(e).is_none() && !(cfg.username_enable && username.is_none() && !e.contains('@')) {
+    if let Some(e) = &email
+        && super::normalize_email(e).is_none() && !(cfg.username_enable && username.is_none() && !e.contains('@')) {
             errors.add("email", messages::INVALID_EMAIL_ADDRESS);
         }
-    }
     if password.is_none() && !errors.has("password") {
         errors.add("password", messages::PASSWORD_NOT_PROVIDED);
     }
-    if let Some(n) = &next {
-        if !redirect_allowed(ctx.req, n) {
+    if let Some(n) = &next
+        && !redirect_allowed(ctx.req, n) {
             errors.add("next", messages::INVALID_REDIRECT);
         }
-    }
     if !errors.is_empty() {
         return Err(errors);
     }
@@ -155,11 +153,10 @@ async fn login_post(ctx: Ctx<'_>, form: FormInput) -> Reply {
 
 #[post("/logout", data = "<form>")]
 async fn logout(ctx: Ctx<'_>, form: FormInput) -> Reply {
-    if ctx.config().logout_csrf && auth::session_user(ctx.req).await.is_some() {
-        if let Err(e) = csrf::validate(ctx.req, ctx.state, form.text("csrf_token").ok().flatten().as_deref()) {
+    if ctx.config().logout_csrf && auth::session_user(ctx.req).await.is_some()
+        && let Err(e) = csrf::validate(ctx.req, ctx.state, form.text("csrf_token").ok().flatten().as_deref()) {
             return ctx.csrf_failed(e);
         }
-    }
     auth::logout_user(ctx.req, ctx.state);
     if ctx.json() {
         return Reply::ok(Default::default());
@@ -200,11 +197,10 @@ async fn verify_post(ctx: Ctx<'_>, user: crate::CurrentUser, form: FormInput) ->
         Some(pw) if !ctx.state.verify_password(&user, pw).await => errors.add("password", messages::INVALID_PASSWORD),
         _ => {}
     }
-    if let Some(n) = &next {
-        if !redirect_allowed(ctx.req, n) {
+    if let Some(n) = &next
+        && !redirect_allowed(ctx.req, n) {
             errors.add("next", messages::INVALID_REDIRECT);
         }
-    }
     if !errors.is_empty() {
         return if ctx.json() { Reply::form_errors(&errors) } else { verify_page(&ctx, &errors) };
     }

@@ -119,7 +119,7 @@ async fn forgot_post(ctx: Ctx<'_>, form: FormInput) -> Reply {
 }
 
 enum Checked {
-    Valid(User),
+    Valid(Box<User>),
     Expired,
     Invalid,
 }
@@ -134,7 +134,7 @@ async fn check_reset_token(state: &SecurityState, token: &str) -> Checked {
     let Some(uid) = payload.get(0).and_then(Value::as_str) else { return Checked::Invalid };
     match state.datastore.find_user(Lookup::Uniquifier(uid)).await {
         Ok(Some(_)) if expired => Checked::Expired,
-        Ok(Some(u)) => Checked::Valid(u),
+        Ok(Some(u)) => Checked::Valid(Box::new(u)),
         _ => Checked::Invalid,
     }
 }
@@ -179,7 +179,7 @@ async fn reset_post(ctx: Ctx<'_>, token: &str, form: FormInput) -> Reply {
     let cfg = ctx.config();
     let mut errors = FormErrors::new();
     let user = match check_reset_token(ctx.state, token).await {
-        Checked::Valid(u) => u,
+        Checked::Valid(u) => *u,
         other => {
             errors.add("", token_error(ctx.state, &other));
             if ctx.json() {
