@@ -12,7 +12,7 @@ use crate::{SecurityState, messages};
 
 /// The library's catchers; the fairing registers them at `/` unless told not to.
 pub fn catchers() -> Vec<Catcher> {
-    catchers![bad_request, unauthorized, forbidden]
+    catchers![bad_request, unauthorized, forbidden, too_large, unprocessable]
 }
 
 /// A reply plus an optional `WWW-Authenticate` challenge.
@@ -120,4 +120,22 @@ fn bad_request(req: &Request<'_>) -> Reply {
     } else {
         Reply::Html(Status::BadRequest, format!("<h1>Bad Request</h1><p>{msg}</p>"))
     }
+}
+
+fn input_error(req: &Request<'_>, status: Status) -> Reply {
+    if want_json(req) {
+        Reply::error(status, messages::API_ERROR)
+    } else {
+        Reply::Html(status, format!("<h1>{}</h1><p>{}</p>", status.reason_lossy(), messages::API_ERROR))
+    }
+}
+
+#[catch(413)]
+fn too_large(req: &Request<'_>) -> Reply {
+    input_error(req, Status::PayloadTooLarge)
+}
+
+#[catch(422)]
+fn unprocessable(req: &Request<'_>) -> Reply {
+    input_error(req, Status::UnprocessableEntity)
 }

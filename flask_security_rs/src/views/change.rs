@@ -6,7 +6,7 @@ use rocket_dyn_templates::tera::Context;
 use serde_json::Value;
 
 use super::{Ctx, text};
-use crate::datastore::{User, UserField};
+use crate::datastore::User;
 use crate::reply::{FormErrors, FormInput, Reply};
 use crate::{auth, messages, session};
 
@@ -40,18 +40,9 @@ async fn change_post(ctx: Ctx<'_>, form: FormInput) -> Result<Reply, Status> {
     let cfg = ctx.config();
     let mut errors = FormErrors::new();
     let current = text(&form, "password", &mut errors);
-    let new = text(&form, "new_password", &mut errors);
-    let confirm = text(&form, "new_password_confirm", &mut errors);
+    let new = super::password_pair(&form, "new_password", "new_password_confirm", &mut errors);
     if user.has_password() && current.is_none() && !errors.has("password") {
         errors.add("password", messages::PASSWORD_NOT_PROVIDED);
-    }
-    if new.is_none() && !errors.has("new_password") {
-        errors.add("new_password", messages::PASSWORD_NOT_PROVIDED);
-    }
-    match &confirm {
-        None if !errors.has("new_password_confirm") => errors.add("new_password_confirm", messages::PASSWORD_NOT_PROVIDED),
-        Some(c) if new.as_ref().is_some_and(|n| n != c) => errors.add("new_password_confirm", messages::RETYPE_PASSWORD_MISMATCH),
-        _ => {}
     }
     if errors.is_empty() && user.has_password() {
         let pw = current.as_deref().unwrap_or_default();
@@ -70,21 +61,12 @@ async fn change_post(ctx: Ctx<'_>, form: FormInput) -> Result<Reply, Status> {
     let (Some(new), true) = (new, errors.is_empty()) else {
         return Ok(ctx.invalid(&errors, |c, e| change_page(c, &user, e)));
     };
-    let Some(hash) = ctx.state.hash_password(&new).await else {
-        return Ok(Reply::error(Status::InternalServerError, messages::API_ERROR));
-    };
     // Rotating the uniquifier ends every other session and token; this one is
     // logged in again right away.
-    let uniq = crate::datastore::new_uniquifier();
-    let changes = vec![
-        (UserField::Password, sea_orm::Value::String(Some(hash))),
-        (UserField::FsUniquifier, sea_orm::Value::String(Some(uniq.clone()))),
-    ];
-    if let Err(e) = ctx.state.datastore.update_user(user.id, changes).await {
-        log::error!("storing the new password failed: {e}");
-        return Ok(Reply::error(Status::InternalServerError, messages::API_ERROR));
-    }
-    let user = User { fs_uniquifier: uniq, ..user };
+    let user = match super::store_new_password(&ctx, user, &new).await {
+        Ok(u) => u,
+        Err(reply) => return Ok(reply),
+    };
     let remember = session::remember_uid(ctx.req, ctx.state).is_some();
     auth::login_user(ctx.req, ctx.state, &user, remember).await;
     if cfg.send_password_change_email {

@@ -237,6 +237,38 @@ impl<'r> Ctx<'r> {
     }
 }
 
+/// A new password and its confirmation (Required + EqualTo in WTForms terms).
+pub(crate) fn password_pair(form: &FormInput, field: &str, confirm_field: &str, errors: &mut FormErrors) -> Option<String> {
+    let password = text(form, field, errors);
+    let confirm = text(form, confirm_field, errors);
+    if password.is_none() && !errors.has(field) {
+        errors.add(field, messages::PASSWORD_NOT_PROVIDED);
+    }
+    match &confirm {
+        None if !errors.has(confirm_field) => errors.add(confirm_field, messages::PASSWORD_NOT_PROVIDED),
+        Some(c) if password.as_ref().is_some_and(|p| p != c) => errors.add(confirm_field, messages::RETYPE_PASSWORD_MISMATCH),
+        _ => {}
+    }
+    password
+}
+
+/// Stores a new password and a new `fs_uniquifier` (ending every session,
+/// token and outstanding link of the user); returns the updated user.
+pub(crate) async fn store_new_password(ctx: &Ctx<'_>, user: User, password: &str) -> Result<User, Reply> {
+    let failed = || Reply::error(Status::InternalServerError, messages::API_ERROR);
+    let hash = ctx.state.hash_password(password).await.ok_or_else(failed)?;
+    let uniq = crate::datastore::new_uniquifier();
+    let changes = vec![
+        (crate::UserField::Password, sea_orm::Value::String(Some(hash))),
+        (crate::UserField::FsUniquifier, sea_orm::Value::String(Some(uniq.clone()))),
+    ];
+    if let Err(e) = ctx.state.datastore.update_user(user.id, changes).await {
+        log::error!("storing the new password failed: {e}");
+        return Err(failed());
+    }
+    Ok(User { fs_uniquifier: uniq, ..user })
+}
+
 /// Reads a text field, recording `API_ERROR` when it is not a string.
 pub(crate) fn text(form: &FormInput, name: &str, errors: &mut FormErrors) -> Option<String> {
     match form.text(name) {

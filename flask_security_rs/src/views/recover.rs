@@ -1,12 +1,11 @@
 //! Recoverable: `/reset` (forgot password) and `/reset/<token>`.
 
-use rocket::http::Status;
 use rocket::{Route, get, post, routes};
 use rocket_dyn_templates::tera::Context;
 use serde_json::{Value, json};
 
 use super::{Ctx, normalize_email, text};
-use crate::datastore::{Lookup, User, UserField};
+use crate::datastore::{Lookup, User};
 use crate::reply::{FormErrors, FormInput, Reply};
 use crate::token::TokenError;
 use crate::{SecurityState, auth, messages};
@@ -189,16 +188,7 @@ async fn reset_post(ctx: Ctx<'_>, token: &str, form: FormInput) -> Reply {
             return Reply::Redirect(cfg.url("/reset"));
         }
     };
-    let password = text(&form, "password", &mut errors);
-    let confirm = text(&form, "password_confirm", &mut errors);
-    if password.is_none() && !errors.has("password") {
-        errors.add("password", messages::PASSWORD_NOT_PROVIDED);
-    }
-    match &confirm {
-        None if !errors.has("password_confirm") => errors.add("password_confirm", messages::PASSWORD_NOT_PROVIDED),
-        Some(c) if password.as_ref().is_some_and(|p| p != c) => errors.add("password_confirm", messages::RETYPE_PASSWORD_MISMATCH),
-        _ => {}
-    }
+    let password = super::password_pair(&form, "password", "password_confirm", &mut errors);
     if let (Some(pw), true) = (&password, errors.is_empty()) {
         let inputs = [user.email.as_str(), user.username.as_deref().unwrap_or("")];
         for e in ctx.password_errors(pw, &inputs).await {
@@ -208,20 +198,11 @@ async fn reset_post(ctx: Ctx<'_>, token: &str, form: FormInput) -> Reply {
     let (Some(password), true) = (password, errors.is_empty()) else {
         return ctx.invalid(&errors, |c, e| reset_page(c, token, e));
     };
-    let Some(hash) = ctx.state.hash_password(&password).await else {
-        return Reply::error(Status::InternalServerError, messages::API_ERROR);
+    // The new uniquifier makes the link single-use and ends every session and token.
+    let user = match super::store_new_password(&ctx, user, &password).await {
+        Ok(u) => u,
+        Err(reply) => return reply,
     };
-    // A new uniquifier makes the link single-use and ends every session and token.
-    let uniq = crate::datastore::new_uniquifier();
-    let changes = vec![
-        (UserField::Password, sea_orm::Value::String(Some(hash))),
-        (UserField::FsUniquifier, sea_orm::Value::String(Some(uniq.clone()))),
-    ];
-    if let Err(e) = ctx.state.datastore.update_user(user.id, changes).await {
-        log::error!("storing the new password failed: {e}");
-        return Reply::error(Status::InternalServerError, messages::API_ERROR);
-    }
-    let user = User { fs_uniquifier: uniq, ..user };
     if cfg.send_password_reset_notice_email {
         let mut c = Context::new();
         c.insert("email", &user.email);
