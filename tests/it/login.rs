@@ -198,3 +198,25 @@ async fn legacy_bcrypt_hash_is_accepted_and_rehashed() {
     app.client.post("/logout").header(ContentType::JSON).body("{}").dispatch().await;
     assert_eq!(app.login(&email, "password").await.0, Status::Ok);
 }
+
+#[rocket::async_test]
+async fn bad_input_gets_an_envelope_not_a_500() {
+    let app = app().await;
+    for body in ["{not json", "[1,2]", "\"text\""] {
+        let r = app.client.post("/login").header(ContentType::JSON).body(body).dispatch().await;
+        let (s, b) = json_of(r).await;
+        assert_eq!(s, Status::BadRequest, "{body}");
+        assert_eq!(b, json!({"errors": ["Input not appropriate for requested API"]}), "{body}");
+    }
+    let huge = format!("{{\"email\": \"{}\"}}", "a".repeat(70 * 1024));
+    let r = app.client.post("/login").header(ContentType::JSON).body(huge).dispatch().await;
+    let (s, _) = json_of(r).await;
+    assert_eq!(s, Status::PayloadTooLarge);
+    for (field, value) in [("password", json!(12)), ("email", json!(["a"])), ("remember", json!({"x": 1}))] {
+        let mut body = json!({"email": USER.0, "password": USER.1});
+        body[field] = value;
+        let (s, b) = app.post_json("/login", body).await;
+        assert_eq!(s, Status::BadRequest, "{field}");
+        assert_eq!(b["field_errors"][field], json!(["Input not appropriate for requested API"]), "{field}");
+    }
+}
