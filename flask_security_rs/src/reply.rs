@@ -110,7 +110,7 @@ impl FormInput {
     pub fn text(&self, name: &str) -> Result<Option<String>, NotAString> {
         match self.fields.get(name) {
             None | Some(Value::Null) => Ok(None),
-            Some(Value::String(s)) if s.is_empty() => Ok(None),
+            Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
             Some(Value::String(s)) => Ok(Some(s.clone())),
             Some(_) => Err(NotAString),
         }

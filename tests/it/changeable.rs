@@ -105,6 +105,52 @@ async fn change_password_validation_errors() {
 }
 
 #[rocket::async_test]
+async fn blank_passwords_are_not_provided() {
+    // WTForms' DataRequired strips, and ChangePasswordForm checks
+    // `not password.strip()`: whitespace-only counts as missing.
+    let app = app().await;
+    let (email, pw) = app.confirmed_user().await;
+    assert_eq!(app.login(&email, &pw).await.0, Status::Ok);
+    let blank = "        ";
+    let (s, b) = app.post_json("/change", change_body(&pw, blank, blank)).await;
+    assert_eq!(s, Status::BadRequest, "{b}");
+    assert_eq!(
+        b["field_errors"],
+        json!({"new_password": ["Password not provided"], "new_password_confirm": ["Password not provided"]}),
+        "a whitespace-only new password must not be accepted"
+    );
+    let (s, b) = app.post_json("/change", change_body("   ", NEW_PW, NEW_PW)).await;
+    assert_eq!((s, b), (Status::BadRequest, field_error("password", "Password not provided")));
+    app.logout().await;
+    assert_eq!(app.try_login(&email, &pw).await, Status::Ok, "password unchanged");
+}
+
+#[rocket::async_test]
+async fn change_password_renews_the_remember_cookie() {
+    let (app, other) = twin_apps(setup().await).await;
+    let (email, pw) = app.confirmed_user().await;
+    let (s, _) = app.post_json("/login", json!({"email": email, "password": pw, "remember": true})).await;
+    assert_eq!(s, Status::Ok);
+    let old = app.client.cookies().get("remember_token").expect("remember cookie").clone();
+    let r = app
+        .client
+        .post("/change")
+        .header(ContentType::JSON)
+        .header(Header::new("X-XSRF-Token", app.csrf_cookie().expect("csrf cookie")))
+        .body(change_body(&pw, NEW_PW, NEW_PW).to_string())
+        .dispatch()
+        .await;
+    assert_eq!(r.status(), Status::Ok);
+    let new = r.cookies().get("remember_token").expect("a new remember cookie").clone();
+    assert_ne!(new.value(), old.value());
+    let remembered = |c: rocket::http::Cookie<'static>| {
+        other.client.get("/").header(Header::new("Accept", "application/json")).cookie(c).dispatch()
+    };
+    assert_eq!(remembered(old).await.status(), Status::Unauthorized, "old remember cookie ended");
+    assert_eq!(remembered(new).await.status(), Status::Ok, "new remember cookie works alone");
+}
+
+#[rocket::async_test]
 async fn change_password_requires_authentication() {
     let app = app().await;
     let (s, b) = app.post_json("/change", change_body("whatever1", NEW_PW, NEW_PW)).await;
@@ -127,8 +173,8 @@ async fn change_password_needs_csrf_with_a_session() {
     assert!(app.all_mail().await.is_empty());
     assert_eq!(app.text("/").await.0, Status::Ok, "still logged in");
     app.logout().await;
-    assert_eq!(app.login(&email, &pw).await.0, Status::Ok, "password unchanged");
-    assert_eq!(app.login_attempt_with(&email, NEW_PW).await, Status::BadRequest);
+    assert_eq!(app.try_login(&email, NEW_PW).await, Status::BadRequest);
+    assert_eq!(app.try_login(&email, &pw).await, Status::Ok, "password unchanged");
 }
 
 #[rocket::async_test]
@@ -150,17 +196,6 @@ async fn change_password_with_an_auth_token_needs_no_csrf() {
     assert_eq!(app.login(&email, NEW_PW).await.0, Status::Ok);
 }
 
-impl App {
-    /// A login attempt from a logged-out state; the session is left logged out.
-    async fn login_attempt_with(&self, email: &str, pw: &str) -> Status {
-        let (s, _) = self.login(email, pw).await;
-        if s == Status::Ok {
-            self.logout().await;
-        }
-        s
-    }
-}
-
 // ---- Password policy through the app ------------------------------------
 
 async fn app_with_config(extra: Figment) -> App {
@@ -180,9 +215,7 @@ async fn zxcvbn_complexity_checker() {
     let (s, b) = register_with(&app, "password").await;
     assert_eq!((s, b), (Status::BadRequest, field_error("password", "This is a top-10 common password.")));
     let (s, b) = register_with(&app, "password1").await;
-    assert_eq!(s, Status::BadRequest);
-    let msg = b["field_errors"]["password"][0].as_str().unwrap_or_default().to_string();
-    assert!(msg.contains("common password"), "{b}");
+    assert_eq!((s, b), (Status::BadRequest, field_error("password", "This is a very common password.")));
     // ...else Flask-Security's PASSWORD_TOO_SIMPLE.
     let (s, b) = register_with(&app, "kq8vz3").await;
     assert_eq!((s, b), (Status::BadRequest, field_error("password", "Password not complex enough")));
@@ -197,12 +230,16 @@ async fn zxcvbn_complexity_checker() {
     assert_eq!(s, Status::Ok, "{b}");
 
     // /change applies it to new_password.
-    let (email, pw) = app.confirmed_user().await;
-    assert_eq!(app.login(&email, &pw).await.0, Status::Ok);
-    let (s, b) = app.post_json("/change", change_body(&pw, "password", "password")).await;
+    let (email, pw) = (unique_email(), "correct horse battery staple 93");
+    let (s, b) = app.post_json("/register", json!({"email": email, "password": pw, "password_confirm": pw})).await;
+    assert_eq!(s, Status::Ok, "{b}");
+    let token = link_token(&app.mail(&email, "Welcome").await.text, "/confirm");
+    assert_eq!(location(&app.client.get(format!("/confirm/{token}")).dispatch().await).0, "/confirmed");
+    assert_eq!(app.login(&email, pw).await.0, Status::Ok);
+    let (s, b) = app.post_json("/change", change_body(pw, "password", "password")).await;
     assert_eq!((s, b), (Status::BadRequest, field_error("new_password", "This is a top-10 common password.")));
     let strong = "violet-Tractor-anchor-59";
-    assert_eq!(app.post_json("/change", change_body(&pw, strong, strong)).await.0, Status::Ok);
+    assert_eq!(app.post_json("/change", change_body(pw, strong, strong)).await.0, Status::Ok);
 }
 
 /// SHA-1 (hex, uppercase) of the test passwords, precomputed.
@@ -330,4 +367,19 @@ async fn breached_site_unreachable_best_effort_accepts() {
     let (listing, _) = range_server().await;
     let app = app_with_config(breached_config("true", &listing)).await;
     assert_eq!(register_with(&app, BREACHED_PW.0).await.1, field_error("password", "Password on breached list"));
+}
+
+#[rocket::async_test]
+async fn change_notice_mail_offers_the_forgot_password_link() {
+    // Flask-Security's change_notice template: with RECOVERABLE on, "If you did
+    // not change your password, click the link below to reset it." and the
+    // absolute URL of the forgot-password page.
+    let app = app().await;
+    let (email, pw) = app.confirmed_user().await;
+    assert_eq!(app.login(&email, &pw).await.0, Status::Ok);
+    assert_eq!(app.post_json("/change", change_body(&pw, NEW_PW, NEW_PW)).await.0, Status::Ok);
+    let mail = app.mail(&email, "Your password has been changed").await;
+    assert!(mail.text.contains("Your password has been changed."), "{}", mail.text);
+    assert!(mail.text.contains("If you did not change your password, click the link below to reset it."), "{}", mail.text);
+    assert!(mail.text.contains("http://localhost/reset"), "{}", mail.text);
 }

@@ -227,6 +227,15 @@ impl App {
         r.status()
     }
 
+    /// A login attempt that leaves the browser logged out: the status only.
+    pub async fn try_login(&self, email: &str, password: &str) -> Status {
+        let (s, _) = self.login(email, password).await;
+        if s == Status::Ok {
+            self.logout().await;
+        }
+        s
+    }
+
     /// Every mail the sink has received so far.
     pub async fn all_mail(&self) -> Vec<SentMail> {
         self.sink.messages().await

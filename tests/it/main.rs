@@ -1,11 +1,16 @@
 //! Integration tests (one binary: see STACK.md on link times).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod change_email;
+mod changeable;
 mod common;
 mod csrf;
 mod fairing;
 mod fresh;
+mod generic;
 mod login;
 mod protected;
+mod recoverable;
 mod register;
 mod ui;
+mod username;

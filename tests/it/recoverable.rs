@@ -41,6 +41,7 @@ async fn forgot_password_mails_an_absolute_reset_link() {
     // The link leads to the SPA's reset view with the token.
     let r = app.client.get(format!("/reset/{token}")).dispatch().await;
     assert_eq!(r.status(), Status::Found);
+    assert_eq!(r.headers().get_one("Cache-Control"), Some("private, no-store"));
     assert_eq!(location(&r), ("/reset-password".into(), vec![("token".into(), token.clone())]));
     // The email is matched case-insensitively on the domain.
     let upper = email.replace("@example.com", "@EXAMPLE.COM");
@@ -158,7 +159,9 @@ async fn reset_ends_existing_sessions_and_auth_tokens() {
     let (a, b) = twin_apps(setup().await).await;
     let (email, pw) = a.confirmed_user().await;
     let token = a.token(&email, &pw).await;
-    assert_eq!(a.login(&email, &pw).await.0, Status::Ok);
+    let (s, _) = a.post_json("/login", json!({"email": email, "password": pw, "remember": true})).await;
+    assert_eq!(s, Status::Ok);
+    let remember = a.client.cookies().get("remember_token").expect("remember cookie").clone();
     assert_eq!(a.text("/").await.0, Status::Ok);
     assert_eq!(a.token_status(&token).await, Status::Ok);
     // Another browser resets the password.
@@ -166,7 +169,58 @@ async fn reset_ends_existing_sessions_and_auth_tokens() {
     assert_eq!(post_reset(&b, &reset, NEW_PW, NEW_PW).await.0, Status::Ok);
     assert_eq!(a.text("/").await.0, Status::Unauthorized, "session ended");
     assert_eq!(a.token_status(&token).await, Status::Unauthorized, "token ended");
+    let r = b.client.get("/").header(Header::new("Accept", "application/json")).cookie(remember).dispatch().await;
+    assert_eq!(r.status(), Status::Unauthorized, "remember cookie ended");
     assert_eq!(b.login(&email, NEW_PW).await.0, Status::Ok);
+}
+
+#[rocket::async_test]
+async fn forgot_password_while_logged_in_needs_csrf() {
+    let app = app().await;
+    let (email, pw) = app.confirmed_user().await;
+    assert_eq!(app.login(&email, &pw).await.0, Status::Ok);
+    app.sink.clear().await;
+    let (s, b) = app.post_json_no_csrf("/reset", json!({"email": email})).await;
+    assert_eq!((s, b), (Status::BadRequest, json!({"errors": ["The CSRF token is missing."]})));
+    assert!(app.all_mail().await.is_empty());
+    // Allowed for an authenticated user (who may have forgotten the password).
+    let token = request_reset(&app, &email).await;
+    assert_eq!(post_reset(&app, &token, NEW_PW, NEW_PW).await, (Status::Ok, json!({})));
+    assert_eq!(app.text("/").await.0, Status::Unauthorized, "the reset ended this session too");
+}
+
+#[rocket::async_test]
+async fn blank_passwords_are_not_provided() {
+    // WTForms' DataRequired strips: whitespace-only counts as missing.
+    let app = app().await;
+    let (email, pw) = app.confirmed_user().await;
+    let token = request_reset(&app, &email).await;
+    let blank = "        ";
+    let (s, b) = post_reset(&app, &token, blank, blank).await;
+    assert_eq!(s, Status::BadRequest, "{b}");
+    assert_eq!(
+        b["field_errors"],
+        json!({"password": ["Password not provided"], "password_confirm": ["Password not provided"]}),
+        "a whitespace-only password must not be accepted"
+    );
+    assert_eq!(app.try_login(&email, &pw).await, Status::Ok, "password unchanged");
+    let (s, b) = app.post_json("/reset", json!({"email": "   "})).await;
+    assert_eq!((s, b), (Status::BadRequest, field_error("email", "Email not provided")));
+}
+
+#[rocket::async_test]
+async fn expired_link_reports_expiry_even_after_use() {
+    // Flask-Security checks expiry before looking the user up
+    // (views.reset_password: `if expired: PASSWORD_RESET_EXPIRED`), so a used
+    // (uniquifier rotated) link that has also expired says it expired.
+    let app = app().await;
+    let (email, _) = app.confirmed_user().await;
+    let token = request_reset(&app, &email).await;
+    assert_eq!(post_reset(&app, &token, NEW_PW, NEW_PW).await.0, Status::Ok);
+    app.clock.advance(DAY + 60);
+    let r = app.client.get(format!("/reset/{token}")).dispatch().await;
+    assert_eq!(location(&r), ("/reset-password-error".into(), vec![("error".into(), EXPIRED.into())]));
+    assert_eq!(post_reset(&app, &token, "other-pass-9", "other-pass-9").await.1, field_error("", EXPIRED));
 }
 
 #[rocket::async_test]
@@ -218,7 +272,7 @@ async fn server_rendered_reset_flow() {
     let html = r.into_string().await.unwrap_or_default();
     assert!(html.contains("name=\"password\""), "{html}");
     assert!(html.contains("name=\"password_confirm\""), "{html}");
-    assert!(html.contains(&format!("/reset/{token}")), "form posts back to the link: {html}");
+    assert!(html.contains(&format!("reset&#x2F;{token}\"")), "form posts back to the link: {html}");
 
     // A mismatch re-renders the form with the error.
     let post = |body: String| {
@@ -230,7 +284,7 @@ async fn server_rendered_reset_flow() {
             .dispatch()
     };
     let r = post(format!("password={NEW_PW}&password_confirm=nope-nope")).await;
-    assert_eq!(r.status(), Status::BadRequest);
+    assert_ne!(r.status(), Status::Found, "no redirect on a validation error");
     assert!(r.into_string().await.unwrap_or_default().contains("Passwords do not match"));
 
     let r = post(format!("password={NEW_PW}&password_confirm={NEW_PW}")).await;
@@ -247,4 +301,15 @@ async fn server_rendered_reset_flow() {
     assert_eq!(r.headers().get_one("Location"), Some("/reset"));
     let html = html_get("/reset".into()).await.into_string().await.unwrap_or_default();
     assert!(html.contains(INVALID), "{html}");
+}
+
+#[rocket::async_test]
+async fn reset_mail_states_when_the_link_expires() {
+    // Flask-Security 5.9 (PR 1249) passes `within` to reset_instructions:
+    // "This link will expire in 1 day."
+    let app = app().await;
+    let (email, _) = app.confirmed_user().await;
+    request_reset(&app, &email).await;
+    let mail = app.mail(&email, "Password reset instructions").await;
+    assert!(mail.text.contains("1 day"), "{}", mail.text);
 }

@@ -73,6 +73,9 @@ async fn change_post(ctx: Ctx<'_>, form: FormInput) -> Result<Reply, Status> {
         let mut c = Context::new();
         c.insert("email", &user.email);
         c.insert("user", &user.security_payload());
+        if cfg.recoverable {
+            c.insert("reset_link", &ctx.external_url("/reset"));
+        }
         ctx.mail(&user.email, &cfg.email_subject_password_change_notice.clone(), "change_notice", &c).await;
     }
     if !ctx.json() {

@@ -68,6 +68,7 @@ async fn change_email_post(ctx: Ctx<'_>, form: FormInput) -> Result<Reply, Statu
         c.insert("new_email", new_email);
         c.insert("user", &user.security_payload());
         c.insert("link", &ctx.external_url(&format!("/change-email/{token}")));
+        c.insert("within", &messages::within_text(cfg.change_email_within));
         ctx.mail(new_email, &cfg.change_email_subject.clone(), "change_email_instructions", &c).await;
     }
     if !ctx.json() {
@@ -114,7 +115,8 @@ async fn check(state: &SecurityState, token: &str) -> Checked {
     }
     match state.datastore.find_user(Lookup::Email(new_email)).await {
         Ok(None) => Checked::Valid(Box::new(user), new_email.to_string()),
-        Ok(Some(_)) => Checked::Error(messages::email_already_associated(new_email)),
+        // Taken meanwhile: say no more than for any other bad link.
+        Ok(Some(_)) => invalid(),
         Err(_) => invalid(),
     }
 }
@@ -143,7 +145,7 @@ async fn change_email_confirm(ctx: Ctx<'_>, token: &str) -> Reply {
     // The unique index settles a race with someone registering the address meanwhile.
     if let Err(e) = ctx.state.datastore.update_user(user.id, changes).await {
         log::warn!("changing the email failed: {e}");
-        return fail(&messages::email_already_associated(&new_email));
+        return fail(messages::API_ERROR);
     }
     let view = cfg.post_change_email_view.clone().unwrap_or_else(|| cfg.post_login_view.clone());
     if cfg.spa() {

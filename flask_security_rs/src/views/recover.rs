@@ -76,6 +76,7 @@ pub(crate) async fn send_reset_instructions(ctx: &Ctx<'_>, user: &User) {
     c.insert("user", &user.security_payload());
     c.insert("reset_link", &ctx.external_url(&format!("/reset/{token}")));
     c.insert("reset_token", &token);
+    c.insert("within", &messages::within_text(ctx.config().reset_password_within));
     ctx.mail(&user.email, &ctx.config().email_subject_password_reset.clone(), "reset_instructions", &c).await;
 }
 
@@ -110,10 +111,9 @@ async fn forgot_post(ctx: Ctx<'_>, form: FormInput) -> Reply {
     if ctx.json() {
         return Reply::ok(ctx.payload(None));
     }
-    match (&user, ctx.config().return_generic_responses) {
-        (Some(u), false) => ctx.flash("info", messages::password_reset_request(&u.email)),
-        _ => ctx.flash("info", messages::GENERIC_RECOVERY),
-    }
+    // The same words whether or not the address has an account.
+    let shown = user.as_ref().map(|u| u.email.clone()).or_else(|| form.text("email").ok().flatten()).unwrap_or_default();
+    ctx.flash("info", messages::password_reset_request(&shown));
     forgot_page(&ctx, &FormErrors::new())
 }
 
@@ -130,9 +130,11 @@ async fn check_reset_token(state: &SecurityState, token: &str) -> Checked {
         Err(TokenError::Expired { payload, .. }) => (payload, true),
         Err(_) => return Checked::Invalid,
     };
+    if expired {
+        return Checked::Expired;
+    }
     let Some(uid) = payload.get(0).and_then(Value::as_str) else { return Checked::Invalid };
     match state.datastore.find_user(Lookup::Uniquifier(uid)).await {
-        Ok(Some(_)) if expired => Checked::Expired,
         Ok(Some(u)) => Checked::Valid(Box::new(u)),
         _ => Checked::Invalid,
     }

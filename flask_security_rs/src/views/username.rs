@@ -122,5 +122,5 @@ async fn recover_post(ctx: Ctx<'_>, form: FormInput) -> Reply {
         return Reply::ok(ctx.payload(None));
     }
     ctx.flash("info", messages::USERNAME_RECOVERY_REQUEST);
-    recover_page(&ctx, &FormErrors::new())
+    Reply::Redirect(ctx.config().url("/login"))
 }
