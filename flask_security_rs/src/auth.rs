@@ -40,7 +40,10 @@ pub(crate) struct BodyFields {
 }
 
 pub(crate) fn body_fields<'r>(req: &'r Request<'_>) -> &'r BodyFields {
-    req.local_cache(|| BodyFields { auth_token: None, csrf_token: None })
+    req.local_cache(|| BodyFields {
+        auth_token: None,
+        csrf_token: None,
+    })
 }
 
 fn state<'r>(req: &'r Request<'_>) -> Option<&'r SecurityState> {
@@ -62,7 +65,9 @@ async fn load(state: &SecurityState, by: Lookup<'_>) -> Option<User> {
 pub async fn session_user<'r>(req: &'r Request<'_>) -> Option<&'r User> {
     let cached = req
         .local_cache_async(async {
-            let Some(state) = state(req) else { return SessionUser(None) };
+            let Some(state) = state(req) else {
+                return SessionUser(None);
+            };
             if let Some(uid) = session::get(req).user_id {
                 let user = load(state, Lookup::Uniquifier(&uid)).await;
                 if user.is_none() {
@@ -78,7 +83,7 @@ pub async fn session_user<'r>(req: &'r Request<'_>) -> Option<&'r User> {
                 let user = load(state, Lookup::Uniquifier(&uid)).await;
                 match &user {
                     Some(u) => session::update(req, |s| s.user_id = Some(u.fs_uniquifier.clone())),
-                    None => session::clear_remember(req.cookies()),
+                    None => session::clear_remember(req),
                 }
                 return SessionUser(user);
             }
@@ -95,13 +100,22 @@ fn presented_token(req: &Request<'_>, state: &SecurityState) -> Option<String> {
     if let Some(t) = crate::reply::query_value(req, &state.config.token_authentication_key) {
         return Some(t);
     }
-    req.headers().get_one(&state.config.token_authentication_header).map(String::from)
+    req.headers()
+        .get_one(&state.config.token_authentication_header)
+        .map(String::from)
 }
 
 /// The uid and `fs_paa` of a valid auth token (v5 object, or legacy v4/v3 list).
 pub fn parse_auth_token(state: &SecurityState, token: &str) -> Option<(String, f64)> {
-    let max_age = if state.config.token_max_age > 0 { Some(state.config.token_max_age) } else { None };
-    let data = state.serializer(&state.config.remember_salt).loads_at(token, max_age, state.clock.now_secs()).ok()?;
+    let max_age = if state.config.token_max_age > 0 {
+        Some(state.config.token_max_age)
+    } else {
+        None
+    };
+    let data = state
+        .serializer(&state.config.remember_salt)
+        .loads_at(token, max_age, state.clock.now_secs())
+        .ok()?;
     match data {
         Value::Object(m) => {
             let uid = m.get("uid")?.as_str()?.to_string();
@@ -125,10 +139,20 @@ pub fn parse_auth_token(state: &SecurityState, token: &str) -> Option<(String, f
 pub async fn token_user<'r>(req: &'r Request<'_>) -> Option<&'r (User, f64)> {
     let cached = req
         .local_cache_async(async {
-            let Some(state) = state(req) else { return TokenUser(None) };
-            let Some(token) = presented_token(req, state) else { return TokenUser(None) };
-            let Some((uid, paa)) = parse_auth_token(state, &token) else { return TokenUser(None) };
-            TokenUser(load(state, Lookup::TokenUniquifier(&uid)).await.map(|u| (u, paa)))
+            let Some(state) = state(req) else {
+                return TokenUser(None);
+            };
+            let Some(token) = presented_token(req, state) else {
+                return TokenUser(None);
+            };
+            let Some((uid, paa)) = parse_auth_token(state, &token) else {
+                return TokenUser(None);
+            };
+            TokenUser(
+                load(state, Lookup::TokenUniquifier(&uid))
+                    .await
+                    .map(|u| (u, paa)),
+            )
         })
         .await;
     cached.0.as_ref()
@@ -138,8 +162,12 @@ pub async fn token_user<'r>(req: &'r Request<'_>) -> Option<&'r (User, f64)> {
 pub async fn basic_user<'r>(req: &'r Request<'_>) -> Option<&'r User> {
     let cached = req
         .local_cache_async(async {
-            let Some(state) = state(req) else { return BasicUser(None) };
-            let Some((ident, password)) = basic_credentials(req) else { return BasicUser(None) };
+            let Some(state) = state(req) else {
+                return BasicUser(None);
+            };
+            let Some((ident, password)) = basic_credentials(req) else {
+                return BasicUser(None);
+            };
             let Some(user) = find_by_identity(state, &ident).await else {
                 state.dummy_verify().await;
                 return BasicUser(None);
@@ -163,7 +191,9 @@ fn basic_credentials(req: &Request<'_>) -> Option<(String, String)> {
     if !scheme.eq_ignore_ascii_case("basic") {
         return None;
     }
-    let raw = base64::engine::general_purpose::STANDARD.decode(rest.trim()).ok()?;
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(rest.trim())
+        .ok()?;
     let text = String::from_utf8(raw).ok()?;
     let (u, p) = text.split_once(':')?;
     Some((u.to_string(), p.to_string()))
@@ -171,11 +201,21 @@ fn basic_credentials(req: &Request<'_>) -> Option<(String, String)> {
 
 /// Finds a user by any identity attribute (email, then username when enabled).
 pub async fn find_by_identity(state: &SecurityState, ident: &str) -> Option<User> {
-    let by_email = state.datastore.find_user(Lookup::Email(ident)).await.ok().flatten();
+    let by_email = state
+        .datastore
+        .find_user(Lookup::Email(ident))
+        .await
+        .ok()
+        .flatten();
     if by_email.is_some() || !state.config.username_enable {
         return by_email;
     }
-    state.datastore.find_user(Lookup::Username(ident)).await.ok().flatten()
+    state
+        .datastore
+        .find_user(Lookup::Username(ident))
+        .await
+        .ok()
+        .flatten()
 }
 
 /// The current user: the session's, else the token's (a session user wins over
@@ -203,11 +243,23 @@ pub async fn login_user(req: &Request<'_>, state: &SecurityState, user: &User, r
         let ip = req.client_ip().map(|ip| ip.to_string());
         let stamp = state.clock.naive_utc();
         let changes = vec![
-            (UserField::LastLoginAt, sea_orm::Value::ChronoDateTime(user.current_login_at.or(Some(stamp)))),
-            (UserField::CurrentLoginAt, sea_orm::Value::ChronoDateTime(Some(stamp))),
-            (UserField::LastLoginIp, sea_orm::Value::String(user.current_login_ip.clone().or(ip.clone()))),
+            (
+                UserField::LastLoginAt,
+                sea_orm::Value::ChronoDateTime(user.current_login_at.or(Some(stamp))),
+            ),
+            (
+                UserField::CurrentLoginAt,
+                sea_orm::Value::ChronoDateTime(Some(stamp)),
+            ),
+            (
+                UserField::LastLoginIp,
+                sea_orm::Value::String(user.current_login_ip.clone().or(ip.clone())),
+            ),
             (UserField::CurrentLoginIp, sea_orm::Value::String(ip)),
-            (UserField::LoginCount, sea_orm::Value::BigInt(Some(user.login_count.unwrap_or(0) + 1))),
+            (
+                UserField::LoginCount,
+                sea_orm::Value::BigInt(Some(user.login_count.unwrap_or(0) + 1)),
+            ),
         ];
         if let Err(e) = state.datastore.update_user(user.id, changes).await {
             log::error!("updating login tracking failed: {e}");
@@ -218,7 +270,8 @@ pub async fn login_user(req: &Request<'_>, state: &SecurityState, user: &User, r
 /// Logs the caller out: session, remember cookie and CSRF cookie go.
 pub fn logout_user(req: &Request<'_>, state: &SecurityState) {
     session::clear(req);
-    session::clear_remember(req.cookies());
+    session::expire(req, session::SESSION_COOKIE);
+    session::clear_remember(req);
     csrf::clear_cookie(req, state);
 }
 
@@ -231,12 +284,21 @@ pub fn auth_token(state: &SecurityState, user: &User) -> String {
         "fs_paa": state.clock.now(),
         "exp": exp,
     });
-    state.serializer(&state.config.remember_salt).dumps_at(&payload, state.clock.now_secs())
+    state
+        .serializer(&state.config.remember_salt)
+        .dumps_at(&payload, state.clock.now_secs())
 }
 
 /// Flask-Security's freshness check (`check_and_update_authn_fresh`).
 /// `within`/`grace` in seconds; `within < 0` means always fresh.
-pub fn check_fresh(req: &Request<'_>, state: &SecurityState, within: i64, grace: i64, via: Mechanism, token_paa: Option<f64>) -> bool {
+pub fn check_fresh(
+    req: &Request<'_>,
+    state: &SecurityState,
+    within: i64,
+    grace: i64,
+    via: Mechanism,
+    token_paa: Option<f64>,
+) -> bool {
     if via == Mechanism::Basic || within < 0 {
         return true;
     }
@@ -244,7 +306,9 @@ pub fn check_fresh(req: &Request<'_>, state: &SecurityState, within: i64, grace:
     let sess = session::get(req);
     let paa = match via {
         Mechanism::Session => sess.fs_paa,
-        Mechanism::Token if state.config.freshness_allow_auth_token => token_paa.filter(|p| *p > 0.0),
+        Mechanism::Token if state.config.freshness_allow_auth_token => {
+            token_paa.filter(|p| *p > 0.0)
+        }
         _ => None,
     };
     let Some(paa) = paa else { return false };

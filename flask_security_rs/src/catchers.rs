@@ -12,7 +12,13 @@ use crate::{SecurityState, messages};
 
 /// The library's catchers; the fairing registers them at `/` unless told not to.
 pub fn catchers() -> Vec<Catcher> {
-    catchers![bad_request, unauthorized, forbidden, too_large, unprocessable]
+    catchers![
+        bad_request,
+        unauthorized,
+        forbidden,
+        too_large,
+        unprocessable
+    ]
 }
 
 /// A reply plus an optional `WWW-Authenticate` challenge.
@@ -22,7 +28,10 @@ impl<'r> Responder<'r, 'static> for Challenge {
     fn respond_to(self, req: &'r Request<'_>) -> response::Result<'static> {
         let mut res = self.0.respond_to(req)?;
         if let Some(realm) = self.1 {
-            res.set_header(Header::new("WWW-Authenticate", format!("Basic realm=\"{realm}\"")));
+            res.set_header(Header::new(
+                "WWW-Authenticate",
+                format!("Basic realm=\"{realm}\""),
+            ));
         }
         Ok(res)
     }
@@ -41,13 +50,20 @@ pub(crate) fn quote_next(s: &str) -> String {
     out
 }
 
+/// The request's path and query, percent-decoded (Flask's `request.full_path`).
+fn full_path(req: &Request<'_>) -> String {
+    let path = req.uri().path().percent_decode_lossy().into_owned();
+    match req.uri().query() {
+        Some(q) => format!("{path}?{}", q.percent_decode_lossy()),
+        None => path,
+    }
+}
+
 fn login_redirect(req: &Request<'_>, state: Option<&SecurityState>) -> Reply {
-    let login = state.map(|s| s.config.url("/login")).unwrap_or_else(|| "/login".into());
-    let target = match req.uri().query() {
-        Some(q) => format!("{}?{}", req.uri().path(), q),
-        None => req.uri().path().to_string(),
-    };
-    Reply::Redirect(format!("{login}?next={}", quote_next(&target)))
+    let login = state
+        .map(|s| s.config.url("/login"))
+        .unwrap_or_else(|| "/login".into());
+    Reply::Redirect(format!("{login}?next={}", quote_next(&full_path(req))))
 }
 
 #[catch(401)]
@@ -57,7 +73,10 @@ fn unauthorized(req: &Request<'_>) -> Challenge {
         Some(Failure::Reauthenticate) => {
             if want_json(req) {
                 let mut body = serde_json::Map::new();
-                body.insert("errors".into(), json!([messages::REAUTHENTICATION_REQUIRED]));
+                body.insert(
+                    "errors".into(),
+                    json!([messages::REAUTHENTICATION_REQUIRED]),
+                );
                 body.insert("has_webauthn_verify_credential".into(), Value::Bool(false));
                 body.insert("oauth_enabled".into(), Value::Bool(false));
                 body.insert("oauth_providers".into(), json!([]));
@@ -65,24 +84,35 @@ fn unauthorized(req: &Request<'_>) -> Challenge {
                 body.insert("unified_signin_enabled".into(), Value::Bool(false));
                 return Challenge(Reply::Json(Status::Unauthorized, body), None);
             }
-            let verify = state.map(|s| s.config.url("/verify")).unwrap_or_else(|| "/verify".into());
-            let target = match req.uri().query() {
-                Some(q) => format!("{}?{}", req.uri().path(), q),
-                None => req.uri().path().to_string(),
-            };
-            Challenge(Reply::Redirect(format!("{verify}?next={}", quote_next(&target))), None)
+            let verify = state
+                .map(|s| s.config.url("/verify"))
+                .unwrap_or_else(|| "/verify".into());
+            Challenge(
+                Reply::Redirect(format!("{verify}?next={}", quote_next(&full_path(req)))),
+                None,
+            )
         }
         other => {
             if let Some(h) = state.and_then(|s| s.unauthn_handler.clone()) {
                 return Challenge(h(req), None);
             }
             let basic = matches!(other, Some(Failure::Unauthenticated { basic: true }));
-            let realm = if basic { state.map(|s| s.config.default_http_auth_realm.clone()) } else { None };
+            let realm = if basic {
+                state.map(|s| s.config.default_http_auth_realm.clone())
+            } else {
+                None
+            };
             if want_json(req) {
-                return Challenge(Reply::error(Status::Unauthorized, messages::UNAUTHENTICATED), realm);
+                return Challenge(
+                    Reply::error(Status::Unauthorized, messages::UNAUTHENTICATED),
+                    realm,
+                );
             }
             if realm.is_some() {
-                return Challenge(Reply::Html(Status::Unauthorized, messages::UNAUTHENTICATED.to_string()), realm);
+                return Challenge(
+                    Reply::Html(Status::Unauthorized, messages::UNAUTHENTICATED.to_string()),
+                    realm,
+                );
             }
             Challenge(login_redirect(req, state), None)
         }
@@ -98,7 +128,10 @@ fn forbidden(req: &Request<'_>) -> Reply {
     if want_json(req) {
         return Reply::error(Status::Forbidden, messages::UNAUTHORIZED);
     }
-    Reply::Html(Status::Forbidden, format!("<h1>Forbidden</h1><p>{}</p>", messages::UNAUTHORIZED))
+    Reply::Html(
+        Status::Forbidden,
+        format!("<h1>Forbidden</h1><p>{}</p>", messages::UNAUTHORIZED),
+    )
 }
 
 #[catch(400)]
@@ -108,7 +141,9 @@ fn bad_request(req: &Request<'_>) -> Reply {
         Some(Failure::Csrf(e)) => e.to_string(),
         Some(Failure::AnonymousRequired) => {
             if !want_json(req) {
-                let to = state.map(|s| s.config.post_login_view.clone()).unwrap_or_else(|| "/".into());
+                let to = state
+                    .map(|s| s.config.post_login_view.clone())
+                    .unwrap_or_else(|| "/".into());
                 return Reply::Redirect(to);
             }
             messages::ANONYMOUS_USER_REQUIRED.to_string()
@@ -118,7 +153,10 @@ fn bad_request(req: &Request<'_>) -> Reply {
     if want_json(req) {
         Reply::error(Status::BadRequest, &msg)
     } else {
-        Reply::Html(Status::BadRequest, format!("<h1>Bad Request</h1><p>{msg}</p>"))
+        Reply::Html(
+            Status::BadRequest,
+            format!("<h1>Bad Request</h1><p>{msg}</p>"),
+        )
     }
 }
 
@@ -126,7 +164,14 @@ fn input_error(req: &Request<'_>, status: Status) -> Reply {
     if want_json(req) {
         Reply::error(status, messages::API_ERROR)
     } else {
-        Reply::Html(status, format!("<h1>{}</h1><p>{}</p>", status.reason_lossy(), messages::API_ERROR))
+        Reply::Html(
+            status,
+            format!(
+                "<h1>{}</h1><p>{}</p>",
+                status.reason_lossy(),
+                messages::API_ERROR
+            ),
+        )
     }
 }
 

@@ -18,7 +18,8 @@ impl Clock {
 
     /// Moves this clock (and every copy of it) forward by `secs`.
     pub fn advance(&self, secs: i64) {
-        self.offset_ms.fetch_add(secs.saturating_mul(1000), Ordering::SeqCst);
+        self.offset_ms
+            .fetch_add(secs.saturating_mul(1000), Ordering::SeqCst);
     }
 
     /// Seconds since the epoch, with fractions.
@@ -38,6 +39,8 @@ impl Clock {
     /// Naive UTC now (what Flask-Security stores in DateTime columns).
     pub fn naive_utc(&self) -> chrono::NaiveDateTime {
         let ms = (self.now() * 1000.0) as i64;
-        chrono::DateTime::from_timestamp_millis(ms).map(|d| d.naive_utc()).unwrap_or_default()
+        chrono::DateTime::from_timestamp_millis(ms)
+            .map(|d| d.naive_utc())
+            .unwrap_or_default()
     }
 }

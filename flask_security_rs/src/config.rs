@@ -43,7 +43,11 @@ pub struct CsrfCookie {
 
 impl Default for CsrfCookie {
     fn default() -> Self {
-        CsrfCookie { samesite: "Strict".into(), httponly: false, secure: true }
+        CsrfCookie {
+            samesite: "Strict".into(),
+            httponly: false,
+            secure: true,
+        }
     }
 }
 
@@ -93,7 +97,11 @@ impl<'de> Deserialize<'de> for BreachedCheck {
                 "strict" => BreachedCheck::Strict,
                 "" | "false" | "none" => BreachedCheck::Off,
                 "true" | "best-effort" => BreachedCheck::On,
-                other => return Err(serde::de::Error::custom(format!("password_check_breached: unknown value {other:?}"))),
+                other => {
+                    return Err(serde::de::Error::custom(format!(
+                        "password_check_breached: unknown value {other:?}"
+                    )));
+                }
             },
         })
     }
@@ -388,7 +396,11 @@ impl Default for SecurityConfig {
 impl SecurityConfig {
     /// Attributes usable as identity at login, in order.
     pub fn identity_attributes(&self) -> Vec<&'static str> {
-        if self.username_enable { vec!["email", "username"] } else { vec!["email"] }
+        if self.username_enable {
+            vec!["email", "username"]
+        } else {
+            vec!["email"]
+        }
     }
 
     /// Whether link endpoints redirect to SPA views.
@@ -410,7 +422,11 @@ impl SecurityConfig {
         if let Some(k) = &self.secret_key {
             keys.push(k.expose().as_bytes().to_vec());
         }
-        keys.extend(self.secret_key_fallbacks.iter().map(|k| k.expose().as_bytes().to_vec()));
+        keys.extend(
+            self.secret_key_fallbacks
+                .iter()
+                .map(|k| k.expose().as_bytes().to_vec()),
+        );
         keys
     }
 

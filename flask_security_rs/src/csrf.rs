@@ -33,7 +33,10 @@ pub enum CsrfError {
 
 /// Whether `method` changes state (and so needs a token).
 pub fn is_unsafe(method: Method) -> bool {
-    !matches!(method, Method::Get | Method::Head | Method::Options | Method::Trace)
+    !matches!(
+        method,
+        Method::Get | Method::Head | Method::Options | Method::Trace
+    )
 }
 
 fn raw_secret() -> String {
@@ -46,21 +49,38 @@ fn raw_secret() -> String {
 /// The signed CSRF token of this session, creating the session secret when needed.
 pub fn generate(req: &Request<'_>, state: &SecurityState) -> String {
     let raw = session::update(req, |s| s.csrf_token.get_or_insert_with(raw_secret).clone());
-    state.serializer(CSRF_SALT).dumps_at(&Value::String(raw), state.clock.now_secs())
+    state
+        .serializer(CSRF_SALT)
+        .dumps_at(&Value::String(raw), state.clock.now_secs())
 }
 
 fn presented(req: &Request<'_>, state: &SecurityState, form_token: Option<&str>) -> Option<String> {
     if let Some(t) = form_token.filter(|t| !t.is_empty()) {
         return Some(t.to_string());
     }
-    let names = [state.config.csrf_header.as_str(), "X-CSRFToken", "X-CSRF-Token"];
-    names.iter().find_map(|h| req.headers().get_one(h).filter(|v| !v.is_empty()).map(String::from))
+    let names = [
+        state.config.csrf_header.as_str(),
+        "X-CSRFToken",
+        "X-CSRF-Token",
+    ];
+    names.iter().find_map(|h| {
+        req.headers()
+            .get_one(h)
+            .filter(|v| !v.is_empty())
+            .map(String::from)
+    })
 }
 
 /// Checks the token presented with `req` against the session.
-pub fn validate(req: &Request<'_>, state: &SecurityState, form_token: Option<&str>) -> Result<(), CsrfError> {
+pub fn validate(
+    req: &Request<'_>,
+    state: &SecurityState,
+    form_token: Option<&str>,
+) -> Result<(), CsrfError> {
     let token = presented(req, state, form_token).ok_or(CsrfError::Missing)?;
-    let secret = session::get(req).csrf_token.ok_or(CsrfError::SessionMissing)?;
+    let secret = session::get(req)
+        .csrf_token
+        .ok_or(CsrfError::SessionMissing)?;
     let value = state
         .serializer(CSRF_SALT)
         .loads_at(&token, state.config.csrf_time_limit, state.clock.now_secs())
@@ -78,9 +98,14 @@ pub fn validate(req: &Request<'_>, state: &SecurityState, form_token: Option<&st
 
 /// Sends the JavaScript-readable CSRF cookie, when configured.
 pub fn set_cookie(req: &Request<'_>, state: &SecurityState, token: &str) {
-    let Some(name) = state.config.csrf_cookie_name.clone() else { return };
+    let Some(name) = state.config.csrf_cookie_name.clone() else {
+        return;
+    };
     let c = &state.config.csrf_cookie;
-    let mut cookie = Cookie::build((name, token.to_string())).path("/").http_only(c.httponly).secure(c.secure);
+    let mut cookie = Cookie::build((name, token.to_string()))
+        .path("/")
+        .http_only(c.httponly)
+        .secure(c.secure);
     if let Some(s) = session::same_site(&c.samesite) {
         cookie = cookie.same_site(s);
     }
@@ -89,7 +114,18 @@ pub fn set_cookie(req: &Request<'_>, state: &SecurityState, token: &str) {
 
 /// Deletes the CSRF cookie (logout).
 pub fn clear_cookie(req: &Request<'_>, state: &SecurityState) {
-    if let Some(name) = state.config.csrf_cookie_name.clone() {
-        req.cookies().remove(Cookie::build(name).path("/"));
+    let Some(name) = state.config.csrf_cookie_name.clone() else {
+        return;
+    };
+    let c = &state.config.csrf_cookie;
+    let mut cookie = Cookie::build((name, String::new()))
+        .path("/")
+        .http_only(c.httponly)
+        .secure(c.secure)
+        .max_age(rocket::time::Duration::ZERO)
+        .expires(rocket::time::OffsetDateTime::UNIX_EPOCH);
+    if let Some(s) = session::same_site(&c.samesite) {
+        cookie = cookie.same_site(s);
     }
+    req.cookies().add(cookie);
 }

@@ -50,12 +50,14 @@ pub use clock::Clock;
 pub use config::SecurityConfig;
 pub use datastore::{SeaOrmDatastore, User, UserDatastore};
 pub use flask_security_rs_macros::{
-    SecurityRole, SecurityUser, anonymous_user_required, auth_required, permissions_accepted, permissions_required,
-    roles_accepted, roles_required,
+    SecurityRole, SecurityUser, anonymous_user_required, auth_required, permissions_accepted,
+    permissions_required, roles_accepted, roles_required,
 };
 pub use guard::{CurrentUser, MaybeUser};
 pub use mail::{ConsoleMailer, Email, Mailer, SmtpMailer};
-pub use model::{RoleField, SecurityRole as SecurityRoleModel, SecurityUser as SecurityUserModel, UserField};
+pub use model::{
+    RoleField, SecurityRole as SecurityRoleModel, SecurityUser as SecurityUserModel, UserField,
+};
 pub use password::PasswordUtil;
 pub use reply::Reply;
 pub use sea_orm;
@@ -92,7 +94,9 @@ pub struct SecurityState {
 
 impl std::fmt::Debug for SecurityState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SecurityState").field("config", &self.config).finish_non_exhaustive()
+        f.debug_struct("SecurityState")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
     }
 }
 
@@ -151,9 +155,24 @@ impl SecurityState {
     }
 
     /// Sends a mail rendered from `security/email/<template>.{txt,html}.tera`.
-    pub async fn send_mail(&self, to: &str, subject: &str, template: &str, ctx: &rocket_dyn_templates::tera::Context) -> Result<(), mail::MailError> {
-        let (text, html) = self.templates.render_email(template, ctx).map_err(mail::MailError::Build)?;
-        let email = Email { from: self.config.email_sender.clone(), to: to.to_string(), subject: subject.to_string(), text, html };
+    pub async fn send_mail(
+        &self,
+        to: &str,
+        subject: &str,
+        template: &str,
+        ctx: &rocket_dyn_templates::tera::Context,
+    ) -> Result<(), mail::MailError> {
+        let (text, html) = self
+            .templates
+            .render_email(template, ctx)
+            .map_err(mail::MailError::Build)?;
+        let email = Email {
+            from: self.config.email_sender.clone(),
+            to: to.to_string(),
+            subject: subject.to_string(),
+            text,
+            html,
+        };
         self.mailer.send(email).await
     }
 }
@@ -216,13 +235,19 @@ impl Security {
     }
 
     /// Replaces the answer to unauthenticated requests (401 / redirect to login).
-    pub fn unauthn_handler(mut self, f: impl for<'r> Fn(&'r Request<'_>) -> Reply + Send + Sync + 'static) -> Self {
+    pub fn unauthn_handler(
+        mut self,
+        f: impl for<'r> Fn(&'r Request<'_>) -> Reply + Send + Sync + 'static,
+    ) -> Self {
         self.unauthn_handler = Some(Arc::new(f));
         self
     }
 
     /// Replaces the answer to unauthorized requests (403).
-    pub fn unauthz_handler(mut self, f: impl for<'r> Fn(&'r Request<'_>) -> Reply + Send + Sync + 'static) -> Self {
+    pub fn unauthz_handler(
+        mut self,
+        f: impl for<'r> Fn(&'r Request<'_>) -> Reply + Send + Sync + 'static,
+    ) -> Self {
         self.unauthz_handler = Some(Arc::new(f));
         self
     }
@@ -246,7 +271,10 @@ fn argon2_params(cfg: &SecurityConfig) -> (u32, u32, u32) {
     let o = &cfg.password_hash_passlib_options;
     (
         o.get("argon2__memory_cost").copied().unwrap_or(65536),
-        o.get("argon2__rounds").or_else(|| o.get("argon2__time_cost")).copied().unwrap_or(3),
+        o.get("argon2__rounds")
+            .or_else(|| o.get("argon2__time_cost"))
+            .copied()
+            .unwrap_or(3),
         o.get("argon2__parallelism").copied().unwrap_or(4),
     )
 }
@@ -254,7 +282,10 @@ fn argon2_params(cfg: &SecurityConfig) -> (u32, u32, u32) {
 #[rocket::async_trait]
 impl Fairing for Security {
     fn info(&self) -> Info {
-        Info { name: "Flask-Security", kind: Kind::Ignite | Kind::Request | Kind::Singleton }
+        Info {
+            name: "Flask-Security",
+            kind: Kind::Ignite | Kind::Request | Kind::Singleton,
+        }
     }
 
     async fn on_ignite(&self, rocket: Rocket<Build>) -> fairing::Result {
@@ -270,7 +301,10 @@ impl Fairing for Security {
             },
         };
         let debug = rocket.figment().profile() == rocket::Config::DEBUG_PROFILE;
-        for (name, value) in [("secret_key", &mut config.secret_key), ("password_salt", &mut config.password_salt)] {
+        for (name, value) in [
+            ("secret_key", &mut config.secret_key),
+            ("password_salt", &mut config.password_salt),
+        ] {
             if value.as_ref().is_none_or(|v| v.expose().is_empty()) {
                 if !debug {
                     log::error!("`security.{name}` must be set outside the debug profile");
@@ -299,10 +333,18 @@ impl Fairing for Security {
             (None, None) => Arc::new(ConsoleMailer),
         };
         let (m, t, p) = argon2_params(&config);
-        let salt = config.password_salt.as_ref().map(|s| s.expose().to_string()).unwrap_or_default();
+        let salt = config
+            .password_salt
+            .as_ref()
+            .map(|s| s.expose().to_string())
+            .unwrap_or_default();
         let passwords = Arc::new(PasswordUtil::new(&salt).with_argon2_params(m, t, p));
         let keys = config.signing_keys();
-        let base = config.url_prefix.clone().filter(|p| !p.is_empty()).unwrap_or_else(|| "/".into());
+        let base = config
+            .url_prefix
+            .clone()
+            .filter(|p| !p.is_empty())
+            .unwrap_or_else(|| "/".into());
         let routes = views::routes(&config);
         let policy = policy::PasswordPolicy::new(&config);
         let state = SecurityState {
@@ -334,19 +376,26 @@ impl Fairing for Security {
         let peeked = data.peek(512).await;
         let (mut auth_token, mut csrf_token) = (None, None);
         if json {
-            if let Ok(serde_json::Value::Object(m)) = serde_json::from_slice::<serde_json::Value>(peeked) {
-                auth_token = m.get("auth_token").and_then(|v| v.as_str()).map(String::from);
+            if let Ok(serde_json::Value::Object(m)) =
+                serde_json::from_slice::<serde_json::Value>(peeked)
+            {
+                auth_token = m
+                    .get("auth_token")
+                    .and_then(|v| v.as_str())
+                    .map(String::from);
             }
         } else {
+            // Tokens come from a JSON body, the query or the header; forms carry CSRF only.
             for (k, v) in url::form_urlencoded::parse(peeked) {
-                match k.as_ref() {
-                    "auth_token" if auth_token.is_none() => auth_token = Some(v.into_owned()),
-                    "csrf_token" if csrf_token.is_none() => csrf_token = Some(v.into_owned()),
-                    _ => {}
+                if k == "csrf_token" && csrf_token.is_none() {
+                    csrf_token = Some(v.into_owned());
                 }
             }
         }
-        req.local_cache(|| auth::BodyFields { auth_token, csrf_token });
+        req.local_cache(|| auth::BodyFields {
+            auth_token,
+            csrf_token,
+        });
     }
 }
 
@@ -369,7 +418,10 @@ pub fn database_url(url: &str) -> String {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         return url.to_string();
     }
-    let path = url.strip_prefix("sqlite:///").map(|p| format!("/{p}")).or_else(|| url.strip_prefix("sqlite://").map(String::from));
+    let path = url
+        .strip_prefix("sqlite:///")
+        .map(|p| format!("/{p}"))
+        .or_else(|| url.strip_prefix("sqlite://").map(String::from));
     let path = path.unwrap_or_else(|| url.to_string());
     let path = path.split('?').next().unwrap_or("").to_string();
     if path == ":memory:" || path.is_empty() {

@@ -59,36 +59,62 @@ impl std::fmt::Debug for SmtpMailer {
 impl SmtpMailer {
     /// A mailer for `host:port`, plain SMTP (a local relay or test sink).
     pub fn plain(host: &str, port: u16) -> Self {
-        SmtpMailer { transport: AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host).port(port).build() }
+        SmtpMailer {
+            transport: AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host)
+                .port(port)
+                .build(),
+        }
     }
 
     /// A mailer from Flask-Mail style settings.
     pub fn from_config(cfg: &MailConfig) -> Result<Self, MailError> {
         let host = cfg.mail_server.as_deref().unwrap_or("localhost");
         let mut builder = if cfg.mail_use_ssl {
-            AsyncSmtpTransport::<Tokio1Executor>::relay(host).map_err(|e| MailError::Transport(e.to_string()))?
+            AsyncSmtpTransport::<Tokio1Executor>::relay(host)
+                .map_err(|e| MailError::Transport(e.to_string()))?
         } else if cfg.mail_use_tls {
             AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(host)
                 .map_err(|e| MailError::Transport(e.to_string()))?
         } else {
             AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host)
         };
-        let default_port = if cfg.mail_use_ssl { 465 } else if cfg.mail_use_tls { 587 } else { 25 };
+        let default_port = if cfg.mail_use_ssl {
+            465
+        } else if cfg.mail_use_tls {
+            587
+        } else {
+            25
+        };
         builder = builder.port(cfg.mail_port.unwrap_or(default_port));
         if let (Some(user), Some(pass)) = (&cfg.mail_username, &cfg.mail_password) {
-            builder = builder.credentials(Credentials::new(user.clone(), pass.expose().to_string()));
+            builder =
+                builder.credentials(Credentials::new(user.clone(), pass.expose().to_string()));
         }
-        Ok(SmtpMailer { transport: builder.build() })
+        Ok(SmtpMailer {
+            transport: builder.build(),
+        })
     }
 }
 
 /// Builds the MIME message of `mail`.
 pub fn build_message(mail: &Email) -> Result<Message, MailError> {
-    let from: Mailbox = mail.from.parse().map_err(|_| MailError::Address(mail.from.clone()))?;
-    let to: Mailbox = mail.to.parse().map_err(|_| MailError::Address(mail.to.clone()))?;
-    let builder = Message::builder().from(from).to(to).subject(mail.subject.clone());
+    let from: Mailbox = mail
+        .from
+        .parse()
+        .map_err(|_| MailError::Address(mail.from.clone()))?;
+    let to: Mailbox = mail
+        .to
+        .parse()
+        .map_err(|_| MailError::Address(mail.to.clone()))?;
+    let builder = Message::builder()
+        .from(from)
+        .to(to)
+        .subject(mail.subject.clone());
     let msg = match &mail.html {
-        Some(html) => builder.multipart(MultiPart::alternative_plain_html(mail.text.clone(), html.clone())),
+        Some(html) => builder.multipart(MultiPart::alternative_plain_html(
+            mail.text.clone(),
+            html.clone(),
+        )),
         None => builder.body(mail.text.clone()),
     };
     msg.map_err(|e| MailError::Build(e.to_string()))
@@ -98,7 +124,10 @@ pub fn build_message(mail: &Email) -> Result<Message, MailError> {
 impl Mailer for SmtpMailer {
     async fn send(&self, mail: Email) -> Result<(), MailError> {
         let msg = build_message(&mail)?;
-        self.transport.send(msg).await.map_err(|e| MailError::Transport(e.to_string()))?;
+        self.transport
+            .send(msg)
+            .await
+            .map_err(|e| MailError::Transport(e.to_string()))?;
         Ok(())
     }
 }

@@ -4,7 +4,8 @@
 /// `API_ERROR`
 pub const API_ERROR: &str = "Input not appropriate for requested API";
 /// `GENERIC_AUTHN_FAILED`
-pub const GENERIC_AUTHN_FAILED: &str = "Authentication failed - identity or password/passcode invalid";
+pub const GENERIC_AUTHN_FAILED: &str =
+    "Authentication failed - identity or password/passcode invalid";
 /// `UNAUTHORIZED`
 pub const UNAUTHORIZED: &str = "You do not have permission to view this resource.";
 /// `UNAUTHENTICATED`
@@ -95,7 +96,13 @@ pub fn confirmation_expired(within: &str) -> String {
 
 /// Human text of a duration the way Flask-Security words `*_WITHIN` values.
 pub fn within_text(secs: i64) -> String {
-    let plural = |n: i64, unit: &str| if n == 1 { format!("1 {unit}") } else { format!("{n} {unit}s") };
+    let plural = |n: i64, unit: &str| {
+        if n == 1 {
+            format!("1 {unit}")
+        } else {
+            format!("{n} {unit}s")
+        }
+    };
     if secs % 86400 == 0 && secs >= 86400 {
         plural(secs / 86400, "day")
     } else if secs % 3600 == 0 && secs >= 3600 {
@@ -110,22 +117,25 @@ pub fn within_text(secs: i64) -> String {
 /// `INVALID_RESET_PASSWORD_TOKEN`
 pub const INVALID_RESET_PASSWORD_TOKEN: &str = "Invalid reset password token.";
 /// `PASSWORD_IS_THE_SAME`
-pub const PASSWORD_IS_THE_SAME: &str = "Your new password must be different than your previous password.";
+pub const PASSWORD_IS_THE_SAME: &str =
+    "Your new password must be different than your previous password.";
 /// `PASSWORD_CHANGE`
 pub const PASSWORD_CHANGE: &str = "You successfully changed your password.";
 /// `PASSWORD_RESET_NO_LOGIN`
-pub const PASSWORD_RESET_NO_LOGIN: &str = "You successfully reset your password. Please authenticate using your new password.";
+pub const PASSWORD_RESET_NO_LOGIN: &str =
+    "You successfully reset your password. Please authenticate using your new password.";
 /// `PASSWORD_RESET`
-pub const PASSWORD_RESET: &str = "You successfully reset your password and you have been logged in automatically.";
+pub const PASSWORD_RESET: &str =
+    "You successfully reset your password and you have been logged in automatically.";
 /// `CHANGE_EMAIL_CONFIRMED`
 pub const CHANGE_EMAIL_CONFIRMED: &str = "Change of email address confirmed";
 /// `USERNAME_CHANGE`
 pub const USERNAME_CHANGE: &str = "You successfully changed your username";
 /// `USERNAME_RECOVERY_REQUEST`
-pub const USERNAME_RECOVERY_REQUEST: &str = "If registered, your username will be sent to your email.";
+pub const USERNAME_RECOVERY_REQUEST: &str =
+    "If registered, your username will be sent to your email.";
 /// `GENERIC_RECOVERY`
-pub const GENERIC_RECOVERY: &str =
-    "If that email address is in our system, you will receive an email describing how to reset your password.";
+pub const GENERIC_RECOVERY: &str = "If that email address is in our system, you will receive an email describing how to reset your password.";
 /// `LOGIN`
 pub const LOGIN: &str = "Please log in to access this page.";
 

@@ -47,11 +47,21 @@ impl MigrationTrait for CreateFsqlaV3 {
                 Table::create()
                     .table(Alias::new("role"))
                     .if_not_exists()
-                    .col(ColumnDef::new(Alias::new("id")).integer().not_null().auto_increment().primary_key())
+                    .col(
+                        ColumnDef::new(Alias::new("id"))
+                            .integer()
+                            .not_null()
+                            .auto_increment()
+                            .primary_key(),
+                    )
                     .col(string("name", 80).not_null().unique_key())
                     .col(string("description", 255).null())
                     .col(ColumnDef::new(Alias::new("permissions")).text().null())
-                    .col(datetime("update_datetime").not_null().default(Expr::current_timestamp()))
+                    .col(
+                        datetime("update_datetime")
+                            .not_null()
+                            .default(Expr::current_timestamp()),
+                    )
                     .to_owned(),
             )
             .await?;
@@ -60,7 +70,13 @@ impl MigrationTrait for CreateFsqlaV3 {
                 Table::create()
                     .table(Alias::new("user"))
                     .if_not_exists()
-                    .col(ColumnDef::new(Alias::new("id")).integer().not_null().auto_increment().primary_key())
+                    .col(
+                        ColumnDef::new(Alias::new("id"))
+                            .integer()
+                            .not_null()
+                            .auto_increment()
+                            .primary_key(),
+                    )
                     .col(string("email", 255).not_null().unique_key())
                     .col(string("username", 255).null().unique_key())
                     .col(string("password", 255).null())
@@ -78,9 +94,21 @@ impl MigrationTrait for CreateFsqlaV3 {
                     .col(ColumnDef::new(Alias::new("us_totp_secrets")).text().null())
                     .col(string("us_phone_number", 128).null().unique_key())
                     .col(string("fs_webauthn_user_handle", 64).null().unique_key())
-                    .col(ColumnDef::new(Alias::new("mf_recovery_codes")).text().null())
-                    .col(datetime("create_datetime").not_null().default(Expr::current_timestamp()))
-                    .col(datetime("update_datetime").not_null().default(Expr::current_timestamp()))
+                    .col(
+                        ColumnDef::new(Alias::new("mf_recovery_codes"))
+                            .text()
+                            .null(),
+                    )
+                    .col(
+                        datetime("create_datetime")
+                            .not_null()
+                            .default(Expr::current_timestamp()),
+                    )
+                    .col(
+                        datetime("update_datetime")
+                            .not_null()
+                            .default(Expr::current_timestamp()),
+                    )
                     .to_owned(),
             )
             .await?;
@@ -111,7 +139,9 @@ impl MigrationTrait for CreateFsqlaV3 {
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         for t in ["roles_users", "user", "role"] {
-            manager.drop_table(Table::drop().table(Alias::new(t)).if_exists().to_owned()).await?;
+            manager
+                .drop_table(Table::drop().table(Alias::new(t)).if_exists().to_owned())
+                .await?;
         }
         Ok(())
     }

@@ -39,7 +39,8 @@ use crate::messages;
 pub const DEFAULT_BREACHED_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The `User-Agent` sent to the range API (which requires one).
-const BREACHED_USER_AGENT: &str = concat!("flask_security_rs/", env!("CARGO_PKG_VERSION"), " (Rust)");
+const BREACHED_USER_AGENT: &str =
+    concat!("flask_security_rs/", env!("CARGO_PKG_VERSION"), " (Rust)");
 
 /// A range answer is ~40 kB with padding; anything far larger is not one.
 const MAX_RANGE_BODY: usize = 1 << 20;
@@ -62,15 +63,25 @@ pub struct PasswordPolicy {
 impl PasswordPolicy {
     /// The policy `config` describes.
     pub fn new(config: &SecurityConfig) -> Self {
-        let zxcvbn_minimum_score = match config.password_complexity_checker.as_deref().map(str::trim) {
+        let zxcvbn_minimum_score = match config
+            .password_complexity_checker
+            .as_deref()
+            .map(str::trim)
+        {
             None | Some("") => None,
             Some(c) if c.eq_ignore_ascii_case("zxcvbn") => Some(config.zxcvbn_minimum_score),
             Some(other) => {
-                log::warn!("password_complexity_checker {other:?} is not supported (only \"zxcvbn\"): no complexity check");
+                log::warn!(
+                    "password_complexity_checker {other:?} is not supported (only \"zxcvbn\"): no complexity check"
+                );
                 None
             }
         };
-        let tls = if config.password_check_breached == BreachedCheck::Off { None } else { tls_config() };
+        let tls = if config.password_check_breached == BreachedCheck::Off {
+            None
+        } else {
+            tls_config()
+        };
         PasswordPolicy {
             length_min: config.password_length_min,
             length_max: config.password_length_max,
@@ -106,7 +117,9 @@ impl PasswordPolicy {
 
         if self.breached != BreachedCheck::Off {
             match self.breached_count_of(&pnorm).await {
-                Ok(count) if count >= self.breached_count => return vec![messages::PASSWORD_BREACHED.to_string()],
+                Ok(count) if count >= self.breached_count => {
+                    return vec![messages::PASSWORD_BREACHED.to_string()];
+                }
                 Ok(_) => {}
                 Err(e) => {
                     log::warn!("breached password check failed: {e}");
@@ -119,7 +132,8 @@ impl PasswordPolicy {
 
         if let Some(minimum) = self.zxcvbn_minimum_score {
             let inputs = expand_user_inputs(user_inputs);
-            let verdict = tokio::task::spawn_blocking(move || complexity(&pnorm, &inputs, minimum)).await;
+            let verdict =
+                tokio::task::spawn_blocking(move || complexity(&pnorm, &inputs, minimum)).await;
             match verdict {
                 Ok(None) => {}
                 Ok(Some(error)) => return vec![error],
@@ -147,30 +161,48 @@ impl PasswordPolicy {
 
     /// GETs `url` (`http://` or `https://`) with `Add-Padding: true`.
     async fn fetch(&self, url: &str) -> Result<String, String> {
-        let uri: Uri = url.parse().map_err(|e| format!("bad breached password URL {url:?}: {e}"))?;
+        let uri: Uri = url
+            .parse()
+            .map_err(|e| format!("bad breached password URL {url:?}: {e}"))?;
         let https = match uri.scheme_str() {
             Some("https") => true,
             Some("http") => false,
             _ => return Err(format!("breached password URL {url:?} is not http(s)")),
         };
-        let authority = uri.authority().ok_or_else(|| format!("breached password URL {url:?} has no host"))?.clone();
-        let host = authority.host().trim_start_matches('[').trim_end_matches(']').to_string();
+        let authority = uri
+            .authority()
+            .ok_or_else(|| format!("breached password URL {url:?} has no host"))?
+            .clone();
+        let host = authority
+            .host()
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string();
         let port = authority.port_u16().unwrap_or(if https { 443 } else { 80 });
         let path = uri.path_and_query().map_or("/", |p| p.as_str());
 
         let request = Request::get(path)
-            .header(HOST, HeaderValue::from_str(authority.as_str()).map_err(|e| e.to_string())?)
+            .header(
+                HOST,
+                HeaderValue::from_str(authority.as_str()).map_err(|e| e.to_string())?,
+            )
             .header(USER_AGENT, BREACHED_USER_AGENT)
             .header("Add-Padding", "true")
             .body(Empty::<Bytes>::new())
             .map_err(|e| format!("building request: {e}"))?;
 
-        let tcp = TcpStream::connect((host.as_str(), port)).await.map_err(|e| format!("connecting to {host}:{port}: {e}"))?;
+        let tcp = TcpStream::connect((host.as_str(), port))
+            .await
+            .map_err(|e| format!("connecting to {host}:{port}: {e}"))?;
         let _ = tcp.set_nodelay(true);
         if https {
             let config = self.tls.clone().ok_or("no TLS configuration")?;
-            let name = ServerName::try_from(host.clone()).map_err(|e| format!("TLS server name {host:?}: {e}"))?;
-            let tls = TlsConnector::from(config).connect(name, tcp).await.map_err(|e| format!("TLS with {host}: {e}"))?;
+            let name = ServerName::try_from(host.clone())
+                .map_err(|e| format!("TLS server name {host:?}: {e}"))?;
+            let tls = TlsConnector::from(config)
+                .connect(name, tcp)
+                .await
+                .map_err(|e| format!("TLS with {host}: {e}"))?;
             exchange(tls, request).await
         } else {
             exchange(tcp, request).await
@@ -183,10 +215,14 @@ async fn exchange<S>(io: S, request: Request<Empty<Bytes>>) -> Result<String, St
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let (mut sender, conn) =
-        hyper::client::conn::http1::handshake(TokioIo::new(io)).await.map_err(|e| format!("HTTP handshake: {e}"))?;
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
+        .await
+        .map_err(|e| format!("HTTP handshake: {e}"))?;
     let work = async move {
-        let response = sender.send_request(request).await.map_err(|e| format!("HTTP request: {e}"))?;
+        let response = sender
+            .send_request(request)
+            .await
+            .map_err(|e| format!("HTTP request: {e}"))?;
         let status = response.status();
         if !status.is_success() {
             return Err(format!("HTTP status {status}"));
@@ -218,8 +254,13 @@ fn parse_range(body: &str, suffix: &str) -> Result<u64, String> {
     let body = body.strip_prefix('\u{feff}').unwrap_or(body);
     let mut found = 0;
     for line in body.lines().map(str::trim).filter(|l| !l.is_empty()) {
-        let (hash, count) = line.split_once(':').ok_or_else(|| format!("unexpected range line {line:?}"))?;
-        let count: u64 = count.trim().parse().map_err(|_| format!("unexpected range count in {line:?}"))?;
+        let (hash, count) = line
+            .split_once(':')
+            .ok_or_else(|| format!("unexpected range line {line:?}"))?;
+        let count: u64 = count
+            .trim()
+            .parse()
+            .map_err(|_| format!("unexpected range count in {line:?}"))?;
         if count > 0 && hash.trim().eq_ignore_ascii_case(suffix) {
             found = found.max(count);
         }
@@ -230,7 +271,11 @@ fn parse_range(body: &str, suffix: &str) -> Result<u64, String> {
 /// The user inputs handed to zxcvbn: the given ones plus each email's local part.
 fn expand_user_inputs(user_inputs: &[&str]) -> Vec<String> {
     let mut out: Vec<String> = Vec::with_capacity(user_inputs.len() * 2);
-    for input in user_inputs.iter().map(|s| s.trim()).filter(|s| !s.is_empty()) {
+    for input in user_inputs
+        .iter()
+        .map(|s| s.trim())
+        .filter(|s| !s.is_empty())
+    {
         out.push(input.to_string());
         if let Some((local, _domain)) = input.rsplit_once('@').filter(|(l, _)| !l.is_empty()) {
             out.push(local.to_string());
@@ -255,7 +300,9 @@ fn complexity(password: &str, user_inputs: &[String], minimum: u8) -> Option<Str
 
 /// Client TLS settings trusting the webpki (Mozilla) roots, with *ring*.
 fn tls_config() -> Option<Arc<ClientConfig>> {
-    let roots = RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
+    let roots = RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     match ClientConfig::builder_with_provider(provider).with_safe_default_protocol_versions() {
         Ok(builder) => {
@@ -293,7 +340,9 @@ mod tests {
         let ranges = Arc::new(ranges);
         tokio::spawn(async move {
             loop {
-                let Ok((mut sock, _)) = listener.accept().await else { return };
+                let Ok((mut sock, _)) = listener.accept().await else {
+                    return;
+                };
                 let log = log.clone();
                 let ranges = ranges.clone();
                 tokio::spawn(async move {
@@ -307,7 +356,13 @@ mod tests {
                     }
                     let head = String::from_utf8_lossy(&buf).into_owned();
                     let mut lines = head.split("\r\n");
-                    let path = lines.next().unwrap_or("").split(' ').nth(1).unwrap_or("").to_string();
+                    let path = lines
+                        .next()
+                        .unwrap_or("")
+                        .split(' ')
+                        .nth(1)
+                        .unwrap_or("")
+                        .to_string();
                     let padding = lines
                         .filter_map(|l| l.split_once(':'))
                         .find(|(k, _)| k.trim().eq_ignore_ascii_case("add-padding"))
@@ -348,7 +403,11 @@ mod tests {
     }
 
     fn config(check: BreachedCheck, url: &str) -> SecurityConfig {
-        SecurityConfig { password_check_breached: check, password_breached_url: url.to_string(), ..Default::default() }
+        SecurityConfig {
+            password_check_breached: check,
+            password_breached_url: url.to_string(),
+            ..Default::default()
+        }
     }
 
     const STRONG: &str = "correct horse battery staple quantum";
@@ -359,12 +418,19 @@ mod tests {
         let (prefix, body) = range_for(pw, 42, true);
         let (url, seen) = range_server(HashMap::from([(prefix.clone(), body)]), None).await;
         let policy = PasswordPolicy::new(&config(BreachedCheck::On, &url));
-        assert_eq!(policy.validate(pw, &[]).await, vec![messages::PASSWORD_BREACHED.to_string()]);
+        assert_eq!(
+            policy.validate(pw, &[]).await,
+            vec![messages::PASSWORD_BREACHED.to_string()]
+        );
         let seen = seen.lock().unwrap().clone();
         assert_eq!(seen.len(), 1);
         assert_eq!(seen[0].0, format!("/range/{prefix}"));
         assert_eq!(prefix, sha1_upper(pw)[..5].to_string());
-        assert!(prefix.chars().all(|c| c.is_ascii_digit() || c.is_ascii_uppercase()));
+        assert!(
+            prefix
+                .chars()
+                .all(|c| c.is_ascii_digit() || c.is_ascii_uppercase())
+        );
         assert_eq!(seen[0].1.as_deref(), Some("true"));
     }
 
@@ -377,14 +443,21 @@ mod tests {
         c.password_breached_count = 5;
         assert!(PasswordPolicy::new(&c).validate(pw, &[]).await.is_empty());
         c.password_breached_count = 4;
-        assert_eq!(PasswordPolicy::new(&c).validate(pw, &[]).await, vec![messages::PASSWORD_BREACHED]);
+        assert_eq!(
+            PasswordPolicy::new(&c).validate(pw, &[]).await,
+            vec![messages::PASSWORD_BREACHED]
+        );
     }
 
     #[tokio::test]
     async fn padding_entries_ignored() {
         let pw = "padded password";
         let (prefix, body) = range_for(pw, 0, true);
-        let (url, seen) = range_server(HashMap::from([(prefix, format!("\u{feff}{body}\r\n"))]), None).await;
+        let (url, seen) = range_server(
+            HashMap::from([(prefix, format!("\u{feff}{body}\r\n"))]),
+            None,
+        )
+        .await;
         let policy = PasswordPolicy::new(&config(BreachedCheck::Strict, &url));
         assert!(policy.validate(pw, &[]).await.is_empty());
         assert_eq!(seen.lock().unwrap().len(), 1);
@@ -401,15 +474,25 @@ mod tests {
         let on = PasswordPolicy::new(&config(BreachedCheck::On, &url));
         assert!(on.validate("hunter2hunter2", &[]).await.is_empty());
         let strict = PasswordPolicy::new(&config(BreachedCheck::Strict, &url));
-        assert_eq!(strict.validate("hunter2hunter2", &[]).await, vec![messages::PASSWORD_BREACHED_SITE_ERROR]);
+        assert_eq!(
+            strict.validate("hunter2hunter2", &[]).await,
+            vec![messages::PASSWORD_BREACHED_SITE_ERROR]
+        );
     }
 
     #[tokio::test]
     async fn http_error_status_on_vs_strict() {
         let (url, seen) = range_server(HashMap::new(), Some(503)).await;
-        assert!(PasswordPolicy::new(&config(BreachedCheck::On, &url)).validate("hunter2hunter2", &[]).await.is_empty());
+        assert!(
+            PasswordPolicy::new(&config(BreachedCheck::On, &url))
+                .validate("hunter2hunter2", &[])
+                .await
+                .is_empty()
+        );
         assert_eq!(
-            PasswordPolicy::new(&config(BreachedCheck::Strict, &url)).validate("hunter2hunter2", &[]).await,
+            PasswordPolicy::new(&config(BreachedCheck::Strict, &url))
+                .validate("hunter2hunter2", &[])
+                .await,
             vec![messages::PASSWORD_BREACHED_SITE_ERROR]
         );
         assert_eq!(seen.lock().unwrap().len(), 2);
@@ -427,11 +510,16 @@ mod tests {
             }
         });
         let url = format!("http://{addr}/range/");
-        let strict = PasswordPolicy::new(&config(BreachedCheck::Strict, &url)).with_timeout(Duration::from_millis(300));
+        let strict = PasswordPolicy::new(&config(BreachedCheck::Strict, &url))
+            .with_timeout(Duration::from_millis(300));
         let started = std::time::Instant::now();
-        assert_eq!(strict.validate("hunter2hunter2", &[]).await, vec![messages::PASSWORD_BREACHED_SITE_ERROR]);
+        assert_eq!(
+            strict.validate("hunter2hunter2", &[]).await,
+            vec![messages::PASSWORD_BREACHED_SITE_ERROR]
+        );
         assert!(started.elapsed() < Duration::from_secs(3));
-        let on = PasswordPolicy::new(&config(BreachedCheck::On, &url)).with_timeout(Duration::from_millis(300));
+        let on = PasswordPolicy::new(&config(BreachedCheck::On, &url))
+            .with_timeout(Duration::from_millis(300));
         assert!(on.validate("hunter2hunter2", &[]).await.is_empty());
         hold.abort();
     }
@@ -450,7 +538,11 @@ mod tests {
     async fn bad_url_is_a_site_error() {
         for url in ["ftp://example.com/range/", "not a url", "http:///range/"] {
             let strict = PasswordPolicy::new(&config(BreachedCheck::Strict, url));
-            assert_eq!(strict.validate("hunter2hunter2", &[]).await, vec![messages::PASSWORD_BREACHED_SITE_ERROR], "{url}");
+            assert_eq!(
+                strict.validate("hunter2hunter2", &[]).await,
+                vec![messages::PASSWORD_BREACHED_SITE_ERROR],
+                "{url}"
+            );
             let on = PasswordPolicy::new(&config(BreachedCheck::On, url));
             assert!(on.validate("hunter2hunter2", &[]).await.is_empty(), "{url}");
         }
@@ -467,14 +559,20 @@ mod tests {
     }
 
     fn zxcvbn_config() -> SecurityConfig {
-        SecurityConfig { password_complexity_checker: Some("zxcvbn".into()), ..Default::default() }
+        SecurityConfig {
+            password_complexity_checker: Some("zxcvbn".into()),
+            ..Default::default()
+        }
     }
 
     #[tokio::test]
     async fn zxcvbn_rejects_common_password() {
         let policy = PasswordPolicy::new(&zxcvbn_config());
         // Flask-Security answers with zxcvbn's own warning when it has one.
-        assert_eq!(policy.validate("password", &[]).await, vec!["This is a top-10 common password.".to_string()]);
+        assert_eq!(
+            policy.validate("password", &[]).await,
+            vec!["This is a top-10 common password.".to_string()]
+        );
         assert_eq!(policy.validate("iloveyou", &[]).await.len(), 1);
     }
 
@@ -482,7 +580,10 @@ mod tests {
     async fn zxcvbn_without_warning_says_too_simple() {
         let policy = PasswordPolicy::new(&zxcvbn_config());
         // Random-looking but short: brute force, for which zxcvbn has no warning.
-        assert_eq!(policy.validate("kqzpwvbx", &[]).await, vec![messages::PASSWORD_TOO_SIMPLE.to_string()]);
+        assert_eq!(
+            policy.validate("kqzpwvbx", &[]).await,
+            vec![messages::PASSWORD_TOO_SIMPLE.to_string()]
+        );
     }
 
     #[tokio::test]
@@ -492,13 +593,28 @@ mod tests {
         assert!(policy.validate("Tr0ub4dour&3-xq!Vv9", &[]).await.is_empty());
         let mut c = zxcvbn_config();
         c.zxcvbn_minimum_score = 0;
-        assert!(PasswordPolicy::new(&c).validate("password", &[]).await.is_empty());
+        assert!(
+            PasswordPolicy::new(&c)
+                .validate("password", &[])
+                .await
+                .is_empty()
+        );
         // Unknown checker: no complexity check.
         c.zxcvbn_minimum_score = 3;
         c.password_complexity_checker = Some("other".into());
-        assert!(PasswordPolicy::new(&c).validate("password", &[]).await.is_empty());
+        assert!(
+            PasswordPolicy::new(&c)
+                .validate("password", &[])
+                .await
+                .is_empty()
+        );
         // Off by default.
-        assert!(PasswordPolicy::new(&SecurityConfig::default()).validate("password", &[]).await.is_empty());
+        assert!(
+            PasswordPolicy::new(&SecurityConfig::default())
+                .validate("password", &[])
+                .await
+                .is_empty()
+        );
     }
 
     #[tokio::test]
@@ -506,9 +622,19 @@ mod tests {
         let policy = PasswordPolicy::new(&zxcvbn_config());
         let pw = "qyxzhorvath1987";
         assert!(policy.validate(pw, &[]).await.is_empty());
-        assert!(!policy.validate(pw, &["qyxzhorvath@example.com"]).await.is_empty());
+        assert!(
+            !policy
+                .validate(pw, &["qyxzhorvath@example.com"])
+                .await
+                .is_empty()
+        );
         assert!(!policy.validate(pw, &["qyxzhorvath"]).await.is_empty());
-        assert!(policy.validate(pw, &["someone@example.com", "alice"]).await.is_empty());
+        assert!(
+            policy
+                .validate(pw, &["someone@example.com", "alice"])
+                .await
+                .is_empty()
+        );
     }
 
     #[tokio::test]
@@ -527,11 +653,24 @@ mod tests {
         assert!(policy.validate("\u{FB03}\u{FB03}xy", &[]).await.is_empty());
         assert_eq!(policy.validate("\u{FB03}\u{FB03}x", &[]).await, too_short);
         // 64 × U+FB03 is 192 characters after NFKD.
-        assert_eq!(policy.validate(&"\u{FB03}".repeat(64), &[]).await, too_short);
-        let c = SecurityConfig { password_length_min: 12, password_length_max: 20, ..Default::default() };
+        assert_eq!(
+            policy.validate(&"\u{FB03}".repeat(64), &[]).await,
+            too_short
+        );
+        let c = SecurityConfig {
+            password_length_min: 12,
+            password_length_max: 20,
+            ..Default::default()
+        };
         let policy = PasswordPolicy::new(&c);
-        assert_eq!(policy.validate("elevenchars", &[]).await, vec![messages::password_invalid_length(12)]);
-        assert_eq!(policy.validate(&"x".repeat(21), &[]).await, vec![messages::password_invalid_length(12)]);
+        assert_eq!(
+            policy.validate("elevenchars", &[]).await,
+            vec![messages::password_invalid_length(12)]
+        );
+        assert_eq!(
+            policy.validate(&"x".repeat(21), &[]).await,
+            vec![messages::password_invalid_length(12)]
+        );
     }
 
     #[tokio::test]
@@ -543,7 +682,10 @@ mod tests {
         let mut c = config(BreachedCheck::Strict, &url);
         c.password_complexity_checker = Some("zxcvbn".into());
         let policy = PasswordPolicy::new(&c);
-        assert_eq!(policy.validate(pw, &[]).await, vec![messages::password_invalid_length(8)]);
+        assert_eq!(
+            policy.validate(pw, &[]).await,
+            vec![messages::password_invalid_length(8)]
+        );
         assert!(seen.lock().unwrap().is_empty());
         // Breached and too simple: breached is reported (checked before complexity).
         let pw = "password";
@@ -551,18 +693,27 @@ mod tests {
         let (url, _) = range_server(HashMap::from([(prefix, body)]), None).await;
         let mut c = config(BreachedCheck::Strict, &url);
         c.password_complexity_checker = Some("zxcvbn".into());
-        assert_eq!(PasswordPolicy::new(&c).validate(pw, &[]).await, vec![messages::PASSWORD_BREACHED]);
+        assert_eq!(
+            PasswordPolicy::new(&c).validate(pw, &[]).await,
+            vec![messages::PASSWORD_BREACHED]
+        );
         // The hash is of the NFKD form.
         let (prefix, body) = range_for("\u{0065}\u{0301}tude12345", 9, true);
         let (url, _) = range_server(HashMap::from([(prefix, body)]), None).await;
         let policy = PasswordPolicy::new(&config(BreachedCheck::Strict, &url));
-        assert_eq!(policy.validate("\u{00e9}tude12345", &[]).await, vec![messages::PASSWORD_BREACHED]);
+        assert_eq!(
+            policy.validate("\u{00e9}tude12345", &[]).await,
+            vec![messages::PASSWORD_BREACHED]
+        );
     }
 
     #[test]
     fn tls_config_builds() {
         assert!(tls_config().is_some());
-        let policy = PasswordPolicy::new(&config(BreachedCheck::On, "https://api.pwnedpasswords.com/range/"));
+        let policy = PasswordPolicy::new(&config(
+            BreachedCheck::On,
+            "https://api.pwnedpasswords.com/range/",
+        ));
         assert!(policy.tls.is_some());
     }
 }

@@ -41,17 +41,24 @@ pub fn want_json(req: &Request<'_>) -> bool {
 
 /// Whether the request body is JSON (`application/json` or `*/*+json`).
 pub fn is_json_body(req: &Request<'_>) -> bool {
-    req.content_type().is_some_and(|ct| ct.is_json() || ct.sub().as_str().ends_with("+json"))
+    req.content_type()
+        .is_some_and(|ct| ct.is_json() || ct.sub().as_str().ends_with("+json"))
 }
 
 /// Whether the query string has `key` (any value, or none).
 pub fn query_has(req: &Request<'_>, key: &str) -> bool {
-    req.uri().query().is_some_and(|q| q.segments().any(|(k, _)| k == key))
+    req.uri()
+        .query()
+        .is_some_and(|q| q.segments().any(|(k, _)| k == key))
 }
 
 /// The first value of `key` in the query string, decoded.
 pub fn query_value(req: &Request<'_>, key: &str) -> Option<String> {
-    req.uri().query().and_then(|q| q.segments().find(|(k, _)| *k == key).map(|(_, v)| v.to_string()))
+    req.uri().query().and_then(|q| {
+        q.segments()
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| v.to_string())
+    })
 }
 
 /// A submitted form: a JSON object or an urlencoded body, as one map.
@@ -88,7 +95,9 @@ impl<'r> FromData<'r> for FormInput {
             } else {
                 let text = String::from_utf8_lossy(&bytes);
                 for (k, v) in url::form_urlencoded::parse(text.as_bytes()) {
-                    fields.entry(k.into_owned()).or_insert(Value::String(v.into_owned()));
+                    fields
+                        .entry(k.into_owned())
+                        .or_insert(Value::String(v.into_owned()));
                 }
             }
         }
@@ -121,7 +130,10 @@ impl FormInput {
         match self.fields.get(name) {
             None | Some(Value::Null) => Ok(None),
             Some(Value::Bool(b)) => Ok(Some(*b)),
-            Some(Value::String(s)) => Ok(Some(!matches!(s.to_ascii_lowercase().as_str(), "" | "false" | "0" | "n" | "no" | "off"))),
+            Some(Value::String(s)) => Ok(Some(!matches!(
+                s.to_ascii_lowercase().as_str(),
+                "" | "false" | "0" | "n" | "no" | "off"
+            ))),
             Some(Value::Number(n)) => Ok(Some(n.as_f64().is_some_and(|f| f != 0.0))),
             Some(_) => Err(NotAString),
         }
@@ -166,7 +178,10 @@ impl FormErrors {
 
     /// Errors per field, for templates.
     pub fn to_map(&self) -> Map<String, Value> {
-        self.fields.iter().map(|(f, m)| (f.clone(), json!(m))).collect()
+        self.fields
+            .iter()
+            .map(|(f, m)| (f.clone(), json!(m)))
+            .collect()
     }
 
     /// The `response` of a 400 JSON error.
@@ -233,13 +248,18 @@ impl<'r> Responder<'r, 'static> for Reply {
         match self {
             Reply::Json(status, body) => {
                 let text = envelope(status, body);
-                res.status(status).header(ContentType::JSON).sized_body(text.len(), Cursor::new(text));
+                res.status(status)
+                    .header(ContentType::JSON)
+                    .sized_body(text.len(), Cursor::new(text));
             }
             Reply::Redirect(to) => {
-                res.status(Status::Found).header(Header::new("Location", to));
+                res.status(Status::Found)
+                    .header(Header::new("Location", to));
             }
             Reply::Html(status, html) => {
-                res.status(status).header(ContentType::HTML).sized_body(html.len(), Cursor::new(html));
+                res.status(status)
+                    .header(ContentType::HTML)
+                    .sized_body(html.len(), Cursor::new(html));
             }
         }
         Ok(res.finalize())

@@ -65,32 +65,38 @@ pub fn get(req: &Request<'_>) -> SessionData {
 /// Changes the session and sends the new cookie (or deletes it when empty).
 pub fn update<T>(req: &Request<'_>, f: impl FnOnce(&mut SessionData) -> T) -> T {
     let cache = cached(req);
-    let (out, data) = match cache.0.lock() {
-        Ok(mut guard) => {
-            let out = f(&mut guard);
-            (out, guard.clone())
-        }
-        Err(poisoned) => {
-            let mut guard = poisoned.into_inner();
-            let out = f(&mut guard);
-            (out, guard.clone())
-        }
+    let mut guard = match cache.0.lock() {
+        Ok(g) => g,
+        Err(poisoned) => poisoned.into_inner(),
     };
-    write(req, &data);
+    let before = guard.clone();
+    let out = f(&mut guard);
+    // Only a changed session is sent again.
+    if *guard != before {
+        write(req, &guard);
+    }
     out
 }
 
 fn write(req: &Request<'_>, data: &SessionData) {
     let jar = req.cookies();
     if *data == SessionData::default() {
-        jar.remove_private(Cookie::build(SESSION_COOKIE).path("/"));
+        expire(req, SESSION_COOKIE);
         return;
     }
-    let Ok(value) = serde_json::to_string(data) else { return };
+    let Ok(value) = serde_json::to_string(data) else {
+        return;
+    };
     let cfg = req.rocket().state::<SecurityState>().map(|s| &s.config);
-    let same_site = same_site(cfg.map(|c| c.session_cookie_samesite.as_str()).unwrap_or("Strict"));
+    let same_site = same_site(
+        cfg.map(|c| c.session_cookie_samesite.as_str())
+            .unwrap_or("Strict"),
+    );
     let secure = cfg.is_some_and(|c| c.session_cookie_secure);
-    let mut cookie = Cookie::build((SESSION_COOKIE, value)).path("/").http_only(true).secure(secure);
+    let mut cookie = Cookie::build((SESSION_COOKIE, value))
+        .path("/")
+        .http_only(true)
+        .secure(secure);
     if let Some(s) = same_site {
         cookie = cookie.same_site(s);
     }
@@ -109,7 +115,10 @@ pub fn same_site(v: &str) -> Option<SameSite> {
 
 /// Queues a message for the next HTML page (Flask's `flash`).
 pub fn flash(req: &Request<'_>, category: &str, text: impl Into<String>) {
-    let enabled = req.rocket().state::<SecurityState>().is_none_or(|s| s.config.flash_messages);
+    let enabled = req
+        .rocket()
+        .state::<SecurityState>()
+        .is_none_or(|s| s.config.flash_messages);
     if enabled {
         let text = text.into();
         update(req, |s| s.flashes.push((category.to_string(), text)));
@@ -128,7 +137,10 @@ pub fn take_flashes(req: &Request<'_>) -> Vec<(String, String)> {
 pub fn clear(req: &Request<'_>) {
     update(req, |s| {
         let flashes = std::mem::take(&mut s.flashes);
-        *s = SessionData { flashes, ..SessionData::default() };
+        *s = SessionData {
+            flashes,
+            ..SessionData::default()
+        };
     });
 }
 
@@ -142,7 +154,9 @@ pub fn remember_uid(req: &Request<'_>, state: &SecurityState) -> Option<String> 
 
 /// Sets the `remember_token` cookie for `uid`.
 pub fn set_remember(jar: &CookieJar<'_>, state: &SecurityState, uid: &str) {
-    let Some(key) = state.config.secret_key.as_ref() else { return };
+    let Some(key) = state.config.secret_key.as_ref() else {
+        return;
+    };
     let value = crate::token::remember_cookie_value(key.expose().as_bytes(), uid);
     let expires = rocket::time::OffsetDateTime::now_utc()
         + rocket::time::Duration::seconds(state.config.remember_cookie_duration);
@@ -155,8 +169,26 @@ pub fn set_remember(jar: &CookieJar<'_>, state: &SecurityState, uid: &str) {
 }
 
 /// Deletes the `remember_token` cookie.
-pub fn clear_remember(jar: &CookieJar<'_>) {
-    if jar.get(REMEMBER_COOKIE).is_some() {
-        jar.remove(Cookie::build(REMEMBER_COOKIE).path("/"));
+pub fn clear_remember(req: &Request<'_>) {
+    expire(req, REMEMBER_COOKIE);
+}
+
+/// Sends a cookie that deletes `name` (empty, `Max-Age=0`, expired), with the
+/// attributes the cookie was set with, whether or not the request carried it.
+pub fn expire(req: &Request<'_>, name: &str) {
+    let cfg = req.rocket().state::<SecurityState>().map(|s| &s.config);
+    let secure = cfg.is_some_and(|c| c.session_cookie_secure);
+    let mut cookie = Cookie::build((name.to_string(), String::new()))
+        .path("/")
+        .http_only(true)
+        .secure(secure)
+        .max_age(rocket::time::Duration::ZERO)
+        .expires(rocket::time::OffsetDateTime::UNIX_EPOCH);
+    if let Some(s) = same_site(
+        cfg.map(|c| c.session_cookie_samesite.as_str())
+            .unwrap_or("Strict"),
+    ) {
+        cookie = cookie.same_site(s);
     }
+    req.cookies().add(cookie);
 }

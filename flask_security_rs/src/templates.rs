@@ -55,12 +55,18 @@ impl Templates {
     pub(crate) fn load(dir: Option<&str>) -> Result<Self, String> {
         let mut tera = Tera::default();
         tera.autoescape_on(vec![".html.tera", ".html"]);
-        tera.add_raw_templates(BUILTIN.iter().copied()).map_err(|e| format!("{e:?}"))?;
+        tera.add_raw_templates(BUILTIN.iter().copied())
+            .map_err(|e| format!("{e:?}"))?;
         if let Some(dir) = dir {
             let mut overrides = Vec::new();
-            collect(std::path::Path::new(dir), std::path::Path::new(dir), &mut overrides)?;
+            collect(
+                std::path::Path::new(dir),
+                std::path::Path::new(dir),
+                &mut overrides,
+            )?;
             if !overrides.is_empty() {
-                tera.add_raw_templates(overrides).map_err(|e| format!("{e:?}"))?;
+                tera.add_raw_templates(overrides)
+                    .map_err(|e| format!("{e:?}"))?;
             }
         }
         Ok(Templates { tera })
@@ -72,24 +78,43 @@ impl Templates {
     }
 
     /// Renders `security/email/<name>.txt.tera` and, when present, `.html.tera`.
-    pub(crate) fn render_email(&self, name: &str, ctx: &Context) -> Result<(String, Option<String>), String> {
+    pub(crate) fn render_email(
+        &self,
+        name: &str,
+        ctx: &Context,
+    ) -> Result<(String, Option<String>), String> {
         let text = self.render(&format!("security/email/{name}.txt.tera"), ctx)?;
         let html_name = format!("security/email/{name}.html.tera");
-        let html = if self.tera.get_template_names().any(|n| n == html_name) { Some(self.render(&html_name, ctx)?) } else { None };
+        let html = if self.tera.get_template_names().any(|n| n == html_name) {
+            Some(self.render(&html_name, ctx)?)
+        } else {
+            None
+        };
         Ok((text, html))
     }
 }
 
-fn collect(root: &std::path::Path, dir: &std::path::Path, out: &mut Vec<(String, String)>) -> Result<(), String> {
-    let Ok(entries) = std::fs::read_dir(dir) else { return Ok(()) };
+fn collect(
+    root: &std::path::Path,
+    dir: &std::path::Path,
+    out: &mut Vec<(String, String)>,
+) -> Result<(), String> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Ok(());
+    };
     for entry in entries.flatten() {
         let path = entry.path();
         if path.is_dir() {
             collect(root, &path, out)?;
         } else if path.extension().is_some_and(|e| e == "tera") {
-            let name = path.strip_prefix(root).map_err(|e| e.to_string())?.to_string_lossy().replace('\\', "/");
+            let name = path
+                .strip_prefix(root)
+                .map_err(|e| e.to_string())?
+                .to_string_lossy()
+                .replace('\\', "/");
             if name.starts_with("security/") {
-                let body = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+                let body = std::fs::read_to_string(&path)
+                    .map_err(|e| format!("{}: {e}", path.display()))?;
                 out.push((name, body));
             }
         }

@@ -438,7 +438,8 @@ mod zlib_compat {
     use flate2::write::ZlibEncoder;
 
     pub(super) fn compress(data: &[u8]) -> Vec<u8> {
-        let mut enc = ZlibEncoder::new(Vec::with_capacity(data.len() / 2 + 16), Compression::new(6));
+        let mut enc =
+            ZlibEncoder::new(Vec::with_capacity(data.len() / 2 + 16), Compression::new(6));
         // Writing into a Vec cannot fail; an error would only drop compression.
         if enc.write_all(data).is_err() {
             return Vec::new();

@@ -85,27 +85,51 @@ pub async fn app_with(s: Setup, f: impl FnOnce(Rocket<Build>) -> Rocket<Build>) 
     let clock = s.opts.clock.clone();
     let rocket = f(rocket_for(s.opts).await);
     let client = Client::tracked(rocket).await.expect("valid rocket");
-    App { client, sink: s.sink, clock }
+    App {
+        client,
+        sink: s.sink,
+        clock,
+    }
 }
 
 pub async fn json_of(resp: LocalResponse<'_>) -> (Status, Value) {
     let status = resp.status();
-    let ct = resp.content_type().map(|c| c.to_string()).unwrap_or_default();
+    let ct = resp
+        .content_type()
+        .map(|c| c.to_string())
+        .unwrap_or_default();
     let body = resp.into_string().await.unwrap_or_default();
-    let v: Value = serde_json::from_str(&body).unwrap_or_else(|_| panic!("not JSON ({ct}): {body}"));
+    let v: Value =
+        serde_json::from_str(&body).unwrap_or_else(|_| panic!("not JSON ({ct}): {body}"));
     assert_eq!(ct, "application/json", "content type");
-    assert_eq!(v["meta"]["code"], json!(status.code), "meta.code mismatch: {v}");
+    assert_eq!(
+        v["meta"]["code"],
+        json!(status.code),
+        "meta.code mismatch: {v}"
+    );
     (status, v["response"].clone())
 }
 
 impl App {
     pub async fn get_json(&self, path: &str) -> (Status, Value) {
-        json_of(self.client.get(path).header(ContentType::JSON).header(Header::new("Accept", "application/json")).dispatch().await).await
+        json_of(
+            self.client
+                .get(path)
+                .header(ContentType::JSON)
+                .header(Header::new("Accept", "application/json"))
+                .dispatch()
+                .await,
+        )
+        .await
     }
 
     pub async fn post_json(&self, path: &str, body: Value) -> (Status, Value) {
         let csrf = self.csrf_cookie();
-        let mut req = self.client.post(path).header(ContentType::JSON).body(body.to_string());
+        let mut req = self
+            .client
+            .post(path)
+            .header(ContentType::JSON)
+            .body(body.to_string());
         if let Some(t) = csrf {
             req = req.header(Header::new("X-XSRF-Token", t));
         }
@@ -114,22 +138,39 @@ impl App {
 
     /// An app route's plain JSON (no envelope).
     pub async fn app_json(&self, path: &str) -> (Status, Value) {
-        let r = self.client.get(path).header(Header::new("Accept", "application/json")).dispatch().await;
+        let r = self
+            .client
+            .get(path)
+            .header(Header::new("Accept", "application/json"))
+            .dispatch()
+            .await;
         let status = r.status();
         let body = r.into_string().await.unwrap_or_default();
         (status, serde_json::from_str(&body).unwrap_or(Value::Null))
     }
 
     pub async fn post_json_no_csrf(&self, path: &str, body: Value) -> (Status, Value) {
-        json_of(self.client.post(path).header(ContentType::JSON).body(body.to_string()).dispatch().await).await
+        json_of(
+            self.client
+                .post(path)
+                .header(ContentType::JSON)
+                .body(body.to_string())
+                .dispatch()
+                .await,
+        )
+        .await
     }
 
     pub fn csrf_cookie(&self) -> Option<String> {
-        self.client.cookies().get("XSRF-TOKEN").map(|c| c.value().to_string())
+        self.client
+            .cookies()
+            .get("XSRF-TOKEN")
+            .map(|c| c.value().to_string())
     }
 
     pub async fn login(&self, email: &str, password: &str) -> (Status, Value) {
-        self.post_json("/login", json!({"email": email, "password": password})).await
+        self.post_json("/login", json!({"email": email, "password": password}))
+            .await
     }
 
     pub async fn token(&self, email: &str, password: &str) -> String {
@@ -142,20 +183,37 @@ impl App {
             .await;
         let (status, body) = json_of(resp).await;
         assert_eq!(status, Status::Ok, "{body}");
-        let t = body["user"]["authentication_token"].as_str().expect("token").to_string();
+        let t = body["user"]["authentication_token"]
+            .as_str()
+            .expect("token")
+            .to_string();
         // Logging out ends the session but not the token.
-        let out = self.client.post("/logout").header(ContentType::JSON).body("{}").dispatch().await;
+        let out = self
+            .client
+            .post("/logout")
+            .header(ContentType::JSON)
+            .body("{}")
+            .dispatch()
+            .await;
         assert_eq!(out.status(), Status::Ok);
         t
     }
 
     pub async fn text(&self, path: &str) -> (Status, String) {
-        let r = self.client.get(path).header(Header::new("Accept", "application/json")).dispatch().await;
+        let r = self
+            .client
+            .get(path)
+            .header(Header::new("Accept", "application/json"))
+            .dispatch()
+            .await;
         (r.status(), r.into_string().await.unwrap_or_default())
     }
 
     pub async fn mail(&self, to: &str, subject: &str) -> SentMail {
-        self.sink.wait_for(to, subject, Duration::from_secs(10)).await.unwrap_or_else(|| panic!("no mail {subject:?} to {to}"))
+        self.sink
+            .wait_for(to, subject, Duration::from_secs(10))
+            .await
+            .unwrap_or_else(|| panic!("no mail {subject:?} to {to}"))
     }
 
     /// Registers a new user and returns (email, password, welcome mail).
@@ -163,7 +221,10 @@ impl App {
         let email = unique_email();
         let pw = "s3cret-pass".to_string();
         let (status, body) = self
-            .post_json("/register", json!({"email": email, "password": pw, "password_confirm": pw}))
+            .post_json(
+                "/register",
+                json!({"email": email, "password": pw, "password_confirm": pw}),
+            )
             .await;
         assert_eq!(status, Status::Ok, "{body}");
         let mail = self.mail(&email, "Welcome").await;
@@ -174,7 +235,11 @@ impl App {
     pub async fn confirmed_user(&self) -> (String, String) {
         let (email, pw, mail) = self.register().await;
         let token = link_token(&mail.text, "/confirm");
-        let r = self.client.get(format!("/confirm/{token}")).dispatch().await;
+        let r = self
+            .client
+            .get(format!("/confirm/{token}"))
+            .dispatch()
+            .await;
         assert_eq!(r.status(), Status::Found);
         (email, pw)
     }
@@ -183,15 +248,27 @@ impl App {
 /// The token of a `http://host<path>/<token>` link in a mail body.
 pub fn link_token(text: &str, path: &str) -> String {
     let needle = format!("{path}/");
-    let start = text.find(&needle).unwrap_or_else(|| panic!("no {path} link in {text}")) + needle.len();
-    text[start..].chars().take_while(|c| c.is_ascii_alphanumeric() || "_-.".contains(*c)).collect()
+    let start = text
+        .find(&needle)
+        .unwrap_or_else(|| panic!("no {path} link in {text}"))
+        + needle.len();
+    text[start..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || "_-.".contains(*c))
+        .collect()
 }
 
 /// Query parameters of a Location header.
 pub fn location(resp: &LocalResponse<'_>) -> (String, Vec<(String, String)>) {
-    let loc = resp.headers().get_one("Location").expect("Location header").to_string();
+    let loc = resp
+        .headers()
+        .get_one("Location")
+        .expect("Location header")
+        .to_string();
     let (path, q) = loc.split_once('?').unwrap_or((&loc, ""));
-    let params = url::form_urlencoded::parse(q.as_bytes()).map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
+    let params = url::form_urlencoded::parse(q.as_bytes())
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
     (path.to_string(), params)
 }
 
@@ -204,14 +281,27 @@ pub async fn twin_apps(s: Setup) -> (App, App) {
     let mut opts2 = s.opts.clone();
     opts2.mailer = Arc::new(SmtpMailer::plain("127.0.0.1", sink2.port()));
     let a = app_with(s, |r| r).await;
-    let b = app_with(Setup { opts: opts2, sink: sink2 }, |r| r).await;
+    let b = app_with(
+        Setup {
+            opts: opts2,
+            sink: sink2,
+        },
+        |r| r,
+    )
+    .await;
     (a, b)
 }
 
 impl App {
     /// POST /logout (JSON).
     pub async fn logout(&self) {
-        let r = self.client.post("/logout").header(ContentType::JSON).body("{}").dispatch().await;
+        let r = self
+            .client
+            .post("/logout")
+            .header(ContentType::JSON)
+            .body("{}")
+            .dispatch()
+            .await;
         assert_eq!(r.status(), Status::Ok);
     }
 
@@ -245,9 +335,17 @@ impl App {
 /// The absolute `http(s)://…<path>/<token>` link of a mail body.
 pub fn link_url(text: &str, path: &str) -> String {
     let needle = format!("{path}/");
-    let at = text.find(&needle).unwrap_or_else(|| panic!("no {path} link in {text}"));
-    let start = text[..at].rfind(|c: char| c.is_whitespace() || c == '"').map_or(0, |i| i + 1);
-    text[start..].split(|c: char| c.is_whitespace() || c == '"').next().unwrap_or_default().to_string()
+    let at = text
+        .find(&needle)
+        .unwrap_or_else(|| panic!("no {path} link in {text}"));
+    let start = text[..at]
+        .rfind(|c: char| c.is_whitespace() || c == '"')
+        .map_or(0, |i| i + 1);
+    text[start..]
+        .split(|c: char| c.is_whitespace() || c == '"')
+        .next()
+        .unwrap_or_default()
+        .to_string()
 }
 
 /// `{"errors": [msg], "field_errors": {field: [msg]}}`: one field error.
@@ -257,7 +355,10 @@ pub fn field_error(field: &str, msg: &str) -> Value {
 
 /// The keys of a JSON object, sorted.
 pub fn keys(v: &Value) -> Vec<String> {
-    let mut k: Vec<String> = v.as_object().map(|o| o.keys().cloned().collect()).unwrap_or_default();
+    let mut k: Vec<String> = v
+        .as_object()
+        .map(|o| o.keys().cloned().collect())
+        .unwrap_or_default();
     k.sort();
     k
 }

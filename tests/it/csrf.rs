@@ -10,20 +10,59 @@ async fn session_posts_need_the_csrf_header() {
     let app = app().await;
     assert_eq!(app.login(USER.0, USER.1).await.0, Status::Ok);
     let (s, b) = app.post_json_no_csrf("/api/data", json!({})).await;
-    assert_eq!((s, b), (Status::BadRequest, json!({"errors": ["The CSRF token is missing."]})));
+    assert_eq!(
+        (s, b),
+        (
+            Status::BadRequest,
+            json!({"errors": ["The CSRF token is missing."]})
+        )
+    );
     let token = app.csrf_cookie().expect("cookie");
-    let r = app.client.post("/api/data").header(ContentType::JSON).header(Header::new("X-XSRF-Token", token)).body("{}").dispatch().await;
+    let r = app
+        .client
+        .post("/api/data")
+        .header(ContentType::JSON)
+        .header(Header::new("X-XSRF-Token", token))
+        .body("{}")
+        .dispatch()
+        .await;
     assert_eq!(r.status(), Status::Ok);
-    let garbage = app.client.post("/api/data").header(ContentType::JSON).header(Header::new("X-XSRF-Token", "garbage")).body("{}").dispatch().await;
-    assert_eq!(json_of(garbage).await, (Status::BadRequest, json!({"errors": ["The CSRF token is invalid."]})));
+    let garbage = app
+        .client
+        .post("/api/data")
+        .header(ContentType::JSON)
+        .header(Header::new("X-XSRF-Token", "garbage"))
+        .body("{}")
+        .dispatch()
+        .await;
+    assert_eq!(
+        json_of(garbage).await,
+        (
+            Status::BadRequest,
+            json!({"errors": ["The CSRF token is invalid."]})
+        )
+    );
     // The other accepted header names.
     let token = app.csrf_cookie().expect("cookie");
     for h in ["X-CSRFToken", "X-CSRF-Token"] {
-        let r = app.client.post("/api/data").header(ContentType::JSON).header(Header::new(h, token.clone())).body("{}").dispatch().await;
+        let r = app
+            .client
+            .post("/api/data")
+            .header(ContentType::JSON)
+            .header(Header::new(h, token.clone()))
+            .body("{}")
+            .dispatch()
+            .await;
         assert_eq!(r.status(), Status::Ok, "{h}");
     }
     // A csrf_token in a JSON body does not count.
-    let r = app.client.post("/api/data").header(ContentType::JSON).body(json!({"csrf_token": token}).to_string()).dispatch().await;
+    let r = app
+        .client
+        .post("/api/data")
+        .header(ContentType::JSON)
+        .body(json!({"csrf_token": token}).to_string())
+        .dispatch()
+        .await;
     assert_eq!(r.status(), Status::BadRequest);
 }
 
@@ -35,18 +74,45 @@ async fn token_of_another_session_does_not_match() {
     let (_, b) = other.get_json("/login").await;
     let foreign = b["csrf_token"].as_str().expect("token").to_string();
     // Both apps share the secret key, so the foreign token has a valid signature.
-    let r = a.client.post("/api/data").header(ContentType::JSON).header(Header::new("X-XSRF-Token", foreign)).body("{}").dispatch().await;
-    assert_eq!(json_of(r).await, (Status::BadRequest, json!({"errors": ["The CSRF tokens do not match."]})));
+    let r = a
+        .client
+        .post("/api/data")
+        .header(ContentType::JSON)
+        .header(Header::new("X-XSRF-Token", foreign))
+        .body("{}")
+        .dispatch()
+        .await;
+    assert_eq!(
+        json_of(r).await,
+        (
+            Status::BadRequest,
+            json!({"errors": ["The CSRF tokens do not match."]})
+        )
+    );
 }
 
 #[rocket::async_test]
 async fn anonymous_endpoints_and_token_requests_skip_csrf() {
     let app = app().await;
-    let (s, _) = app.post_json_no_csrf("/login", json!({"email": USER.0, "password": USER.1})).await;
+    let (s, _) = app
+        .post_json_no_csrf("/login", json!({"email": USER.0, "password": USER.1}))
+        .await;
     assert_eq!(s, Status::Ok);
-    app.client.post("/logout").header(ContentType::JSON).body("{}").dispatch().await;
+    app.client
+        .post("/logout")
+        .header(ContentType::JSON)
+        .body("{}")
+        .dispatch()
+        .await;
     let token = app.token(USER.0, USER.1).await;
-    let r = app.client.post("/api/data").header(ContentType::JSON).header(Header::new("X-Auth-Token", token)).body("{}").dispatch().await;
+    let r = app
+        .client
+        .post("/api/data")
+        .header(ContentType::JSON)
+        .header(Header::new("X-Auth-Token", token))
+        .body("{}")
+        .dispatch()
+        .await;
     assert_eq!(r.status(), Status::Ok);
 }
 
@@ -54,8 +120,16 @@ async fn anonymous_endpoints_and_token_requests_skip_csrf() {
 async fn logged_in_login_is_csrf_checked_first() {
     let app = app().await;
     assert_eq!(app.login(USER.0, USER.1).await.0, Status::Ok);
-    let (s, b) = app.post_json_no_csrf("/login", json!({"email": ADMIN.0, "password": ADMIN.1})).await;
-    assert_eq!((s, b), (Status::BadRequest, json!({"errors": ["The CSRF token is missing."]})));
+    let (s, b) = app
+        .post_json_no_csrf("/login", json!({"email": ADMIN.0, "password": ADMIN.1}))
+        .await;
+    assert_eq!(
+        (s, b),
+        (
+            Status::BadRequest,
+            json!({"errors": ["The CSRF token is missing."]})
+        )
+    );
 }
 
 #[rocket::async_test]
@@ -64,10 +138,39 @@ async fn csrf_token_is_kept_across_login_and_dropped_at_logout() {
     let (_, b) = app.get_json("/login").await;
     let before = b["csrf_token"].as_str().expect("token").to_string();
     assert_eq!(app.login(USER.0, USER.1).await.0, Status::Ok);
-    let r = app.client.post("/api/data").header(ContentType::JSON).header(Header::new("X-XSRF-Token", before.clone())).body("{}").dispatch().await;
-    assert_eq!(r.status(), Status::Ok, "login does not rotate the CSRF secret");
-    app.client.post("/logout").header(ContentType::JSON).body("{}").dispatch().await;
+    let r = app
+        .client
+        .post("/api/data")
+        .header(ContentType::JSON)
+        .header(Header::new("X-XSRF-Token", before.clone()))
+        .body("{}")
+        .dispatch()
+        .await;
+    assert_eq!(
+        r.status(),
+        Status::Ok,
+        "login does not rotate the CSRF secret"
+    );
+    app.client
+        .post("/logout")
+        .header(ContentType::JSON)
+        .body("{}")
+        .dispatch()
+        .await;
     assert_eq!(app.login(USER.0, USER.1).await.0, Status::Ok);
-    let r = app.client.post("/api/data").header(ContentType::JSON).header(Header::new("X-XSRF-Token", before)).body("{}").dispatch().await;
-    assert_eq!(json_of(r).await, (Status::BadRequest, json!({"errors": ["The CSRF tokens do not match."]})));
+    let r = app
+        .client
+        .post("/api/data")
+        .header(ContentType::JSON)
+        .header(Header::new("X-XSRF-Token", before))
+        .body("{}")
+        .dispatch()
+        .await;
+    assert_eq!(
+        json_of(r).await,
+        (
+            Status::BadRequest,
+            json!({"errors": ["The CSRF tokens do not match."]})
+        )
+    );
 }

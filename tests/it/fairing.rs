@@ -1,7 +1,7 @@
 //! The fairing: launch-time checks, sentinels, configuration.
 
-use flask_security_rs::{CurrentUser, Security, SeaOrmDatastore};
 use flask_security_rs::entity::{role, user};
+use flask_security_rs::{CurrentUser, SeaOrmDatastore, Security};
 use rocket::{get, routes};
 
 #[get("/me")]
@@ -11,7 +11,9 @@ fn me(user: CurrentUser) -> String {
 
 async fn datastore() -> SeaOrmDatastore<user::Model, role::Model> {
     let url = flask_security_rs::database_url(&crate::common::database_url());
-    let db = flask_security_rs::sea_orm::Database::connect(url).await.expect("db");
+    let db = flask_security_rs::sea_orm::Database::connect(url)
+        .await
+        .expect("db");
     SeaOrmDatastore::new(db)
 }
 
@@ -19,21 +21,36 @@ async fn datastore() -> SeaOrmDatastore<user::Model, role::Model> {
 async fn guard_without_fairing_stops_launch() {
     let rocket = rocket::build().mount("/", routes![me]);
     let err = rocket.ignite().await.expect_err("sentinel must abort");
-    assert!(matches!(err.kind(), rocket::error::ErrorKind::SentinelAborts(_)), "{err:?}");
+    assert!(
+        matches!(err.kind(), rocket::error::ErrorKind::SentinelAborts(_)),
+        "{err:?}"
+    );
 }
 
 #[rocket::async_test]
 async fn release_profile_requires_secrets() {
-    let fig = rocket::Config::figment().select("release").merge(("secret_key", flask_security_rs::derive_cookie_key("x")));
-    let rocket = rocket::custom(fig).attach(Security::new(datastore().await)).mount("/", routes![me]);
-    let err = rocket.ignite().await.expect_err("missing secret_key/password_salt must fail outside debug");
-    assert!(matches!(err.kind(), rocket::error::ErrorKind::FailedFairings(_)), "{err:?}");
+    let fig = rocket::Config::figment()
+        .select("release")
+        .merge(("secret_key", flask_security_rs::derive_cookie_key("x")));
+    let rocket = rocket::custom(fig)
+        .attach(Security::new(datastore().await))
+        .mount("/", routes![me]);
+    let err = rocket
+        .ignite()
+        .await
+        .expect_err("missing secret_key/password_salt must fail outside debug");
+    assert!(
+        matches!(err.kind(), rocket::error::ErrorKind::FailedFairings(_)),
+        "{err:?}"
+    );
     let fig = rocket::Config::figment()
         .select("release")
         .merge(("secret_key", flask_security_rs::derive_cookie_key("x")))
         .merge(("security.secret_key", "k"))
         .merge(("security.password_salt", "s"));
-    let rocket = rocket::custom(fig).attach(Security::new(datastore().await)).mount("/", routes![me]);
+    let rocket = rocket::custom(fig)
+        .attach(Security::new(datastore().await))
+        .mount("/", routes![me]);
     assert!(rocket.ignite().await.is_ok());
 }
 
@@ -44,11 +61,26 @@ async fn config_is_read_from_the_figment() {
         .merge(("security.password_salt", "s"))
         .merge(("security.url_prefix", "/auth"))
         .merge(("security.token_max_age", 60));
-    let rocket = rocket::custom(fig).attach(Security::new(datastore().await)).ignite().await.expect("ignite");
-    let state = rocket.state::<flask_security_rs::SecurityState>().expect("state");
+    let rocket = rocket::custom(fig)
+        .attach(Security::new(datastore().await))
+        .ignite()
+        .await
+        .expect("ignite");
+    let state = rocket
+        .state::<flask_security_rs::SecurityState>()
+        .expect("state");
     assert_eq!(state.config.token_max_age, 60);
-    assert_eq!(state.config.password_length_min, 8, "Flask-Security default");
+    assert_eq!(
+        state.config.password_length_min, 8,
+        "Flask-Security default"
+    );
     assert!(rocket.routes().any(|r| r.uri.path() == "/auth/login"));
-    assert!(!rocket.routes().any(|r| r.uri.path() == "/auth/register"), "registerable is off by default");
-    assert!(!format!("{:?}", state.config).contains("\"k\""), "secrets are redacted in Debug");
+    assert!(
+        !rocket.routes().any(|r| r.uri.path() == "/auth/register"),
+        "registerable is off by default"
+    );
+    assert!(
+        !format!("{:?}", state.config).contains("\"k\""),
+        "secrets are redacted in Debug"
+    );
 }

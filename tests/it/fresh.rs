@@ -25,14 +25,30 @@ async fn stale_sessions_must_reauthenticate() {
     app.clock.advance(61 * 60);
     let (s, b) = app.get_json("/t/fresh").await;
     assert_eq!(s, Status::Unauthorized);
-    assert_eq!(b["errors"], json!(["You must reauthenticate to access this endpoint"]));
+    assert_eq!(
+        b["errors"],
+        json!(["You must reauthenticate to access this endpoint"])
+    );
     assert_eq!(b["reauth_required"], json!(true));
-    let r = app.client.get("/t/fresh").header(rocket::http::Header::new("Accept", "text/html")).dispatch().await;
-    assert_eq!(r.headers().get_one("Location"), Some("/verify?next=/t/fresh"));
+    let r = app
+        .client
+        .get("/t/fresh")
+        .header(rocket::http::Header::new("Accept", "text/html"))
+        .dispatch()
+        .await;
+    assert_eq!(
+        r.headers().get_one("Location"),
+        Some("/verify?next=/t/fresh")
+    );
     let (s, b) = app.get_json("/verify").await;
     assert_eq!(s, Status::Ok);
     assert_eq!(b["has_webauthn_verify_credential"], json!(false));
-    assert_eq!(app.post_json("/verify", json!({"password": "wrong"})).await.1["field_errors"], json!({"password": ["Invalid password"]}));
+    assert_eq!(
+        app.post_json("/verify", json!({"password": "wrong"}))
+            .await
+            .1["field_errors"],
+        json!({"password": ["Invalid password"]})
+    );
     let (s, b) = app.post_json("/verify", json!({"password": pw})).await;
     assert_eq!(s, Status::Ok);
     assert_eq!(b["user"], json!({}));
@@ -43,5 +59,8 @@ async fn stale_sessions_must_reauthenticate() {
 async fn verify_needs_authentication() {
     let app = app().await;
     assert_eq!(app.get_json("/verify").await.0, Status::Unauthorized);
-    assert_eq!(app.post_json("/verify", json!({"password": "x"})).await.0, Status::Unauthorized);
+    assert_eq!(
+        app.post_json("/verify", json!({"password": "x"})).await.0,
+        Status::Unauthorized
+    );
 }

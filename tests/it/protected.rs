@@ -16,11 +16,24 @@ async fn unauthenticated_json_is_401_html_redirects() {
         assert_eq!(s, Status::Unauthorized, "{path}");
         assert_eq!(b, json!({"errors": [UNAUTHN]}), "{path}");
     }
-    let r = app.client.get("/api/data?x=1&y=2").header(Header::new("Accept", "text/html,*/*;q=0.8")).dispatch().await;
+    let r = app
+        .client
+        .get("/api/data?x=1&y=2")
+        .header(Header::new("Accept", "text/html,*/*;q=0.8"))
+        .dispatch()
+        .await;
     assert_eq!(r.status(), Status::Found);
-    assert_eq!(r.headers().get_one("Location"), Some("/login?next=/api/data?x%3D1%26y%3D2"));
+    assert_eq!(
+        r.headers().get_one("Location"),
+        Some("/login?next=/api/data?x%3D1%26y%3D2")
+    );
     // `*/*` alone counts as HTML.
-    let r = app.client.get("/admin").header(Header::new("Accept", "*/*")).dispatch().await;
+    let r = app
+        .client
+        .get("/admin")
+        .header(Header::new("Accept", "*/*"))
+        .dispatch()
+        .await;
     assert_eq!(r.status(), Status::Found);
 }
 
@@ -28,14 +41,28 @@ async fn unauthenticated_json_is_401_html_redirects() {
 async fn roles_and_permissions() {
     let app = app().await;
     assert_eq!(app.login(USER.0, USER.1).await.0, Status::Ok);
-    assert_eq!(app.get_json("/admin").await, (Status::Forbidden, json!({"errors": [UNAUTHZ]})));
-    assert_eq!(app.text("/user-data").await, (Status::Ok, "User data for user@example.com".into()));
-    let r = app.client.get("/admin").header(Header::new("Accept", "text/html")).dispatch().await;
+    assert_eq!(
+        app.get_json("/admin").await,
+        (Status::Forbidden, json!({"errors": [UNAUTHZ]}))
+    );
+    assert_eq!(
+        app.text("/user-data").await,
+        (Status::Ok, "User data for user@example.com".into())
+    );
+    let r = app
+        .client
+        .get("/admin")
+        .header(Header::new("Accept", "text/html"))
+        .dispatch()
+        .await;
     assert_eq!(r.status(), Status::Forbidden);
 
     let admin = app_with(setup().await, |r| r).await;
     assert_eq!(admin.login(ADMIN.0, ADMIN.1).await.0, Status::Ok);
-    assert_eq!(admin.text("/admin").await, (Status::Ok, "Hello admin admin@example.com!".into()));
+    assert_eq!(
+        admin.text("/admin").await,
+        (Status::Ok, "Hello admin admin@example.com!".into())
+    );
 
     // Registered users have no roles, hence no permissions.
     let fresh = app_with(setup().await, |r| r).await;
@@ -49,13 +76,30 @@ async fn roles_and_permissions() {
 async fn token_auth_header_query_and_body() {
     let app = app().await;
     let token = app.token(ADMIN.0, ADMIN.1).await;
-    assert_eq!(app.text("/").await.0, Status::Unauthorized, "logout ended the session");
-    let r = app.client.get("/api/protected").header(Header::new("X-Auth-Token", token.clone())).dispatch().await;
+    assert_eq!(
+        app.text("/").await.0,
+        Status::Unauthorized,
+        "logout ended the session"
+    );
+    let r = app
+        .client
+        .get("/api/protected")
+        .header(Header::new("X-Auth-Token", token.clone()))
+        .dispatch()
+        .await;
     assert_eq!(r.status(), Status::Ok);
-    let v: serde_json::Value = serde_json::from_str(&r.into_string().await.unwrap_or_default()).expect("json");
-    assert_eq!(v["permissions"], json!(["admin-read", "admin-write", "user-read", "user-write"]));
+    let v: serde_json::Value =
+        serde_json::from_str(&r.into_string().await.unwrap_or_default()).expect("json");
+    assert_eq!(
+        v["permissions"],
+        json!(["admin-read", "admin-write", "user-read", "user-write"])
+    );
     assert!(v["user_id"].is_i64());
-    let r = app.client.get(format!("/api/data?auth_token={token}")).dispatch().await;
+    let r = app
+        .client
+        .get(format!("/api/data?auth_token={token}"))
+        .dispatch()
+        .await;
     assert_eq!(r.status(), Status::Ok);
     let r = app
         .client
@@ -64,11 +108,21 @@ async fn token_auth_header_query_and_body() {
         .body(json!({"auth_token": token}).to_string())
         .dispatch()
         .await;
-    assert_eq!(r.status(), Status::Ok, "token in the JSON body, no CSRF needed for tokens");
+    assert_eq!(
+        r.status(),
+        Status::Ok,
+        "token in the JSON body, no CSRF needed for tokens"
+    );
     // A tampered token is refused.
     let mut bad = token.clone();
     bad.pop();
-    let r = app.client.get("/api/protected").header(Header::new("X-Auth-Token", bad)).header(Header::new("Accept", "application/json")).dispatch().await;
+    let r = app
+        .client
+        .get("/api/protected")
+        .header(Header::new("X-Auth-Token", bad))
+        .header(Header::new("Accept", "application/json"))
+        .dispatch()
+        .await;
     assert_eq!(r.status(), Status::Unauthorized);
 }
 
@@ -77,14 +131,23 @@ async fn session_is_not_accepted_on_token_only_route() {
     let app = app().await;
     assert_eq!(app.login(ADMIN.0, ADMIN.1).await.0, Status::Ok);
     assert_eq!(app.app_json("/api/data").await.0, Status::Ok);
-    assert_eq!(app.get_json("/api/protected").await, (Status::Unauthorized, json!({"errors": [UNAUTHN]})));
+    assert_eq!(
+        app.get_json("/api/protected").await,
+        (Status::Unauthorized, json!({"errors": [UNAUTHN]}))
+    );
 }
 
 #[rocket::async_test]
 async fn tokens_expire_after_token_max_age() {
     let app = app().await;
     let token = app.token(USER.0, USER.1).await;
-    let get = |t: String| app.client.get("/api/protected").header(Header::new("X-Auth-Token", t)).header(Header::new("Accept", "application/json")).dispatch();
+    let get = |t: String| {
+        app.client
+            .get("/api/protected")
+            .header(Header::new("X-Auth-Token", t))
+            .header(Header::new("Accept", "application/json"))
+            .dispatch()
+    };
     assert_eq!(get(token.clone()).await.status(), Status::Ok);
     app.clock.advance(14 * 60);
     assert_eq!(get(token.clone()).await.status(), Status::Ok);
@@ -100,28 +163,56 @@ async fn deactivating_or_rotating_ends_sessions_and_tokens() {
     let (email, pw) = app.confirmed_user().await;
     let token = app.token(&email, &pw).await;
     assert_eq!(app.login(&email, &pw).await.0, Status::Ok);
-    let state = app.client.rocket().state::<flask_security_rs::SecurityState>().expect("state");
+    let state = app
+        .client
+        .rocket()
+        .state::<flask_security_rs::SecurityState>()
+        .expect("state");
     let ds: &dyn UserDatastore = state.datastore.as_ref();
-    let user = ds.find_user(Lookup::Email(&email)).await.expect("db").expect("user");
-    let with_token = |t: String| app.client.get("/api/data").header(Header::new("X-Auth-Token", t)).header(Header::new("Accept", "application/json")).dispatch();
+    let user = ds
+        .find_user(Lookup::Email(&email))
+        .await
+        .expect("db")
+        .expect("user");
+    let with_token = |t: String| {
+        app.client
+            .get("/api/data")
+            .header(Header::new("X-Auth-Token", t))
+            .header(Header::new("Accept", "application/json"))
+            .dispatch()
+    };
     assert_eq!(with_token(token.clone()).await.status(), Status::Ok);
     ds.deactivate_user(user.id).await.expect("deactivate");
     assert_eq!(app.text("/").await.0, Status::Unauthorized, "session ended");
     ds.activate_user(user.id).await.expect("activate");
-    app.client.post("/logout").header(rocket::http::ContentType::JSON).body("{}").dispatch().await;
+    app.client
+        .post("/logout")
+        .header(rocket::http::ContentType::JSON)
+        .body("{}")
+        .dispatch()
+        .await;
     let (s, b) = app.login(&email, &pw).await;
     assert_eq!(s, Status::Ok, "{b}");
     assert_eq!(app.text("/").await.0, Status::Ok);
     ds.set_uniquifier(user.id).await.expect("rotate");
-    assert_eq!(app.text("/").await.0, Status::Unauthorized, "session ended by rotation");
-    assert_eq!(with_token(token).await.status(), Status::Unauthorized, "token ended by rotation");
+    assert_eq!(
+        app.text("/").await.0,
+        Status::Unauthorized,
+        "session ended by rotation"
+    );
+    assert_eq!(
+        with_token(token).await.status(),
+        Status::Unauthorized,
+        "token ended by rotation"
+    );
 }
 
 #[rocket::async_test]
 async fn basic_auth_is_not_accepted_by_default() {
     use base64::Engine;
     let app = app().await;
-    let creds = base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", ADMIN.0, ADMIN.1));
+    let creds =
+        base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", ADMIN.0, ADMIN.1));
     let r = app
         .client
         .get("/api/data")
@@ -138,8 +229,16 @@ async fn session_user_wins_over_another_users_token() {
     let app = app().await;
     let admin_token = app.token(ADMIN.0, ADMIN.1).await;
     assert_eq!(app.login(USER.0, USER.1).await.0, Status::Ok);
-    let r = app.client.get("/").header(Header::new("X-Auth-Token", admin_token)).dispatch().await;
-    assert_eq!(r.into_string().await.as_deref(), Some("Hello user@example.com!"));
+    let r = app
+        .client
+        .get("/")
+        .header(Header::new("X-Auth-Token", admin_token))
+        .dispatch()
+        .await;
+    assert_eq!(
+        r.into_string().await.as_deref(),
+        Some("Hello user@example.com!")
+    );
 }
 
 #[rocket::async_test]

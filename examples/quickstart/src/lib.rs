@@ -10,8 +10,8 @@ use flask_security_rs::entity::role;
 use flask_security_rs::migration;
 use flask_security_rs::sea_orm::{ConnectionTrait, Database, DatabaseConnection, DbErr};
 use flask_security_rs::{
-    ConsoleMailer, CurrentUser, Mailer, SeaOrmDatastore, Security, SmtpMailer, UserDatastore, auth_required,
-    permissions_required, roles_required,
+    ConsoleMailer, CurrentUser, Mailer, SeaOrmDatastore, Security, SmtpMailer, UserDatastore,
+    auth_required, permissions_required, roles_required,
 };
 use rocket::figment::Figment;
 use rocket::response::content::RawHtml;
@@ -23,7 +23,10 @@ use std::sync::Arc;
 
 /// The seeded roles and their permissions.
 pub const SEED_ROLES: &[(&str, &[&str])] = &[
-    ("admin", &["admin-read", "admin-write", "user-read", "user-write"]),
+    (
+        "admin",
+        &["admin-read", "admin-write", "user-read", "user-write"],
+    ),
     ("user", &["user-read", "user-write"]),
 ];
 
@@ -31,7 +34,13 @@ pub const SEED_ROLES: &[(&str, &[&str])] = &[
 pub const SEED_USERS: &[(&str, &str, &str, &str, bool)] = &[
     ("admin@example.com", "admin", "admin123", "admin", true),
     ("user@example.com", "user", "user123", "user", true),
-    ("disabled@example.com", "disabled", "disabled123", "user", false),
+    (
+        "disabled@example.com",
+        "disabled",
+        "disabled123",
+        "user",
+        false,
+    ),
 ];
 
 /// Defaults shared with the conformance reference app.
@@ -159,7 +168,8 @@ impl Options {
             database_url: env("DATABASE_URL").unwrap_or_else(|| "quickstart.db".into()),
             mailer,
             secret_key: env("SECRET_KEY").unwrap_or_else(|| DEFAULT_SECRET_KEY.into()),
-            password_salt: env("SECURITY_PASSWORD_SALT").unwrap_or_else(|| DEFAULT_PASSWORD_SALT.into()),
+            password_salt: env("SECURITY_PASSWORD_SALT")
+                .unwrap_or_else(|| DEFAULT_PASSWORD_SALT.into()),
             generic_responses: env("FS_GENERIC_RESPONSES").as_deref() == Some("1"),
             fast_hash: env("FS_FAST_HASH").as_deref() == Some("1"),
             spa: env("FS_SPA").as_deref() != Some("0"),
@@ -173,7 +183,10 @@ struct SharedMailer(Arc<dyn Mailer>);
 
 #[rocket::async_trait]
 impl Mailer for SharedMailer {
-    async fn send(&self, mail: flask_security_rs::Email) -> Result<(), flask_security_rs::mail::MailError> {
+    async fn send(
+        &self,
+        mail: flask_security_rs::Email,
+    ) -> Result<(), flask_security_rs::mail::MailError> {
         self.0.send(mail).await
     }
 }
@@ -190,7 +203,10 @@ pub async fn open_database(opts: &Options) -> Result<DatabaseConnection, DbErr> 
 
 type Store = SeaOrmDatastore<model::Model, role::Model>;
 
-async fn seed(ds: &dyn UserDatastore, passwords: &flask_security_rs::PasswordUtil) -> Result<(), String> {
+async fn seed(
+    ds: &dyn UserDatastore,
+    passwords: &flask_security_rs::PasswordUtil,
+) -> Result<(), String> {
     let ds_err = |e: flask_security_rs::datastore::DatastoreError| e.to_string();
     for (name, perms) in SEED_ROLES {
         if ds.find_role(name).await.map_err(ds_err)?.is_none() {
@@ -202,7 +218,9 @@ async fn seed(ds: &dyn UserDatastore, passwords: &flask_security_rs::PasswordUti
         if ds.find_user(lookup).await.map_err(ds_err)?.is_some() {
             continue;
         }
-        let hash = passwords.hash_password(password).map_err(|e| e.to_string())?;
+        let hash = passwords
+            .hash_password(password)
+            .map_err(|e| e.to_string())?;
         let new = flask_security_rs::datastore::NewUser {
             email: (*email).into(),
             username: Some((*username).into()),
@@ -223,7 +241,10 @@ fn chrono_now() -> flask_security_rs::sea_orm::prelude::DateTime {
 /// The Flask-Security configuration the conformance contract asks for.
 pub fn security_figment(opts: &Options) -> Figment {
     let mut fig = rocket::Config::figment()
-        .merge(("secret_key", flask_security_rs::derive_cookie_key(&opts.secret_key)))
+        .merge((
+            "secret_key",
+            flask_security_rs::derive_cookie_key(&opts.secret_key),
+        ))
         .merge(("security.secret_key", opts.secret_key.clone()))
         .merge(("security.password_salt", opts.password_salt.clone()))
         .merge(("security.password_length_min", 6))
@@ -261,18 +282,28 @@ pub fn security_figment(opts: &Options) -> Figment {
     }
     if opts.fast_hash {
         fig = fig
-            .merge(("security.password_hash_passlib_options.argon2__memory_cost", 1024))
+            .merge((
+                "security.password_hash_passlib_options.argon2__memory_cost",
+                1024,
+            ))
             .merge(("security.password_hash_passlib_options.argon2__rounds", 1))
-            .merge(("security.password_hash_passlib_options.argon2__parallelism", 1));
+            .merge((
+                "security.password_hash_passlib_options.argon2__parallelism",
+                1,
+            ));
     }
     fig
 }
 
 /// The whole app on an opened database.
 pub async fn build(opts: Options) -> Result<Rocket<Build>, String> {
-    let db = open_database(&opts).await.map_err(|e| format!("database: {e}"))?;
+    let db = open_database(&opts)
+        .await
+        .map_err(|e| format!("database: {e}"))?;
     let figment = security_figment(&opts);
-    let cfg: flask_security_rs::SecurityConfig = figment.extract_inner("security").map_err(|e| e.to_string())?;
+    let cfg: flask_security_rs::SecurityConfig = figment
+        .extract_inner("security")
+        .map_err(|e| e.to_string())?;
     let opt = &cfg.password_hash_passlib_options;
     let passwords = flask_security_rs::PasswordUtil::new(&opts.password_salt).with_argon2_params(
         opt.get("argon2__memory_cost").copied().unwrap_or(65536),
@@ -281,9 +312,18 @@ pub async fn build(opts: Options) -> Result<Rocket<Build>, String> {
     );
     let store: Arc<dyn UserDatastore> = Arc::new(Store::new(db.clone()));
     seed(store.as_ref(), &passwords).await?;
-    let security = Security::with_datastore(store).mailer(SharedMailer(opts.mailer.clone())).clock(opts.clock.clone());
-    Ok(rocket::custom(figment)
-        .manage(db)
-        .attach(security)
-        .mount("/", routes![home, admin, user_data, api_data, api_data_post, api_protected]))
+    let security = Security::with_datastore(store)
+        .mailer(SharedMailer(opts.mailer.clone()))
+        .clock(opts.clock.clone());
+    Ok(rocket::custom(figment).manage(db).attach(security).mount(
+        "/",
+        routes![
+            home,
+            admin,
+            user_data,
+            api_data,
+            api_data_post,
+            api_protected
+        ],
+    ))
 }

@@ -78,7 +78,14 @@ impl std::fmt::Debug for User {
             .field("email", &self.email)
             .field("username", &self.username)
             .field("active", &self.active)
-            .field("roles", &self.roles.iter().map(|r| r.name.as_str()).collect::<Vec<_>>())
+            .field(
+                "roles",
+                &self
+                    .roles
+                    .iter()
+                    .map(|r| r.name.as_str())
+                    .collect::<Vec<_>>(),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -101,12 +108,17 @@ impl User {
 
     /// Whether any of the user's roles grants `permission`.
     pub fn has_permission(&self, permission: &str) -> bool {
-        self.roles.iter().any(|r| r.permissions.iter().any(|p| p == permission))
+        self.roles
+            .iter()
+            .any(|r| r.permissions.iter().any(|p| p == permission))
     }
 
     /// All permissions granted by the user's roles, sorted.
     pub fn permissions(&self) -> BTreeSet<String> {
-        self.roles.iter().flat_map(|r| r.permissions.iter().cloned()).collect()
+        self.roles
+            .iter()
+            .flat_map(|r| r.permissions.iter().cloned())
+            .collect()
     }
 
     /// `get_security_payload()`: what JSON responses show as `user`.
@@ -121,7 +133,9 @@ impl User {
 
     /// The uid auth tokens carry.
     pub fn token_uniquifier(&self) -> &str {
-        self.fs_token_uniquifier.as_deref().unwrap_or(&self.fs_uniquifier)
+        self.fs_token_uniquifier
+            .as_deref()
+            .unwrap_or(&self.fs_uniquifier)
     }
 }
 
@@ -179,26 +193,44 @@ pub trait UserDatastore: Send + Sync + 'static {
     /// Creates a user; `fs_uniquifier` and timestamps are set here.
     async fn create_user(&self, new: NewUser) -> Result<User, DatastoreError>;
     /// Sets columns of one user (fields the model lacks are skipped).
-    async fn update_user(&self, user_id: i64, changes: Vec<(UserField, Value)>) -> Result<(), DatastoreError>;
+    async fn update_user(
+        &self,
+        user_id: i64,
+        changes: Vec<(UserField, Value)>,
+    ) -> Result<(), DatastoreError>;
     /// Deletes a user.
     async fn delete_user(&self, user_id: i64) -> Result<(), DatastoreError>;
     /// Finds a role by name.
     async fn find_role(&self, name: &str) -> Result<Option<Role>, DatastoreError>;
     /// Creates a role.
-    async fn create_role(&self, name: &str, description: Option<&str>, permissions: &[&str]) -> Result<Role, DatastoreError>;
+    async fn create_role(
+        &self,
+        name: &str,
+        description: Option<&str>,
+        permissions: &[&str],
+    ) -> Result<Role, DatastoreError>;
     /// Replaces a role's permissions.
-    async fn set_role_permissions(&self, name: &str, permissions: &[String]) -> Result<(), DatastoreError>;
+    async fn set_role_permissions(
+        &self,
+        name: &str,
+        permissions: &[String],
+    ) -> Result<(), DatastoreError>;
     /// Gives a user a role; false if it already had it.
     async fn add_role_to_user(&self, user_id: i64, role: &str) -> Result<bool, DatastoreError>;
     /// Takes a role away; false if the user did not have it.
-    async fn remove_role_from_user(&self, user_id: i64, role: &str) -> Result<bool, DatastoreError>;
+    async fn remove_role_from_user(&self, user_id: i64, role: &str)
+    -> Result<bool, DatastoreError>;
 }
 
 /// Helpers shared by every datastore, in terms of the trait's primitives
 /// (Flask-Security's datastore admin API).
 impl dyn UserDatastore {
     /// Finds a role or creates it.
-    pub async fn find_or_create_role(&self, name: &str, permissions: &[&str]) -> Result<Role, DatastoreError> {
+    pub async fn find_or_create_role(
+        &self,
+        name: &str,
+        permissions: &[&str],
+    ) -> Result<Role, DatastoreError> {
         match self.find_role(name).await? {
             Some(role) => Ok(role),
             None => self.create_role(name, None, permissions).await,
@@ -206,8 +238,15 @@ impl dyn UserDatastore {
     }
 
     /// Adds permissions to a role.
-    pub async fn add_permissions_to_role(&self, name: &str, permissions: &[&str]) -> Result<(), DatastoreError> {
-        let role = self.find_role(name).await?.ok_or_else(|| DatastoreError::NoSuchRole(name.into()))?;
+    pub async fn add_permissions_to_role(
+        &self,
+        name: &str,
+        permissions: &[&str],
+    ) -> Result<(), DatastoreError> {
+        let role = self
+            .find_role(name)
+            .await?
+            .ok_or_else(|| DatastoreError::NoSuchRole(name.into()))?;
         let mut perms = role.permissions;
         for p in permissions {
             if !perms.iter().any(|x| x == p) {
@@ -218,28 +257,45 @@ impl dyn UserDatastore {
     }
 
     /// Removes permissions from a role.
-    pub async fn remove_permissions_from_role(&self, name: &str, permissions: &[&str]) -> Result<(), DatastoreError> {
-        let role = self.find_role(name).await?.ok_or_else(|| DatastoreError::NoSuchRole(name.into()))?;
-        let perms: Vec<String> = role.permissions.into_iter().filter(|p| !permissions.contains(&p.as_str())).collect();
+    pub async fn remove_permissions_from_role(
+        &self,
+        name: &str,
+        permissions: &[&str],
+    ) -> Result<(), DatastoreError> {
+        let role = self
+            .find_role(name)
+            .await?
+            .ok_or_else(|| DatastoreError::NoSuchRole(name.into()))?;
+        let perms: Vec<String> = role
+            .permissions
+            .into_iter()
+            .filter(|p| !permissions.contains(&p.as_str()))
+            .collect();
         self.set_role_permissions(name, &perms).await
     }
 
     /// Activates a user.
     pub async fn activate_user(&self, user_id: i64) -> Result<(), DatastoreError> {
-        self.update_user(user_id, vec![(UserField::Active, Value::Bool(Some(true)))]).await
+        self.update_user(user_id, vec![(UserField::Active, Value::Bool(Some(true)))])
+            .await
     }
 
     /// Deactivates a user: its sessions and tokens stop working at once,
     /// since `active` is checked on every request.
     pub async fn deactivate_user(&self, user_id: i64) -> Result<(), DatastoreError> {
-        self.update_user(user_id, vec![(UserField::Active, Value::Bool(Some(false)))]).await
+        self.update_user(user_id, vec![(UserField::Active, Value::Bool(Some(false)))])
+            .await
     }
 
     /// Gives the user a new `fs_uniquifier`, ending every session, remember
     /// cookie, auth token and outstanding link.
     pub async fn set_uniquifier(&self, user_id: i64) -> Result<String, DatastoreError> {
         let uniq = new_uniquifier();
-        self.update_user(user_id, vec![(UserField::FsUniquifier, Value::String(Some(uniq.clone())))]).await?;
+        self.update_user(
+            user_id,
+            vec![(UserField::FsUniquifier, Value::String(Some(uniq.clone())))],
+        )
+        .await?;
         Ok(uniq)
     }
 }

@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use sea_orm::sea_query::{Alias, Expr, ExprTrait, Func, Query};
 use sea_orm::{
-    ActiveModelBehavior, ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait,
-    FromQueryResult, IntoActiveModel, QueryFilter, Related, TransactionTrait, Value,
+    ActiveModelBehavior, ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection,
+    EntityTrait, FromQueryResult, IntoActiveModel, QueryFilter, Related, TransactionTrait, Value,
 };
 
 use super::{DatastoreError, Lookup, NewUser, Role, User, UserDatastore};
@@ -25,7 +25,11 @@ pub struct SeaOrmDatastore<U, R> {
 impl<U, R> SeaOrmDatastore<U, R> {
     /// A datastore on `db`.
     pub fn new(db: DatabaseConnection) -> Self {
-        SeaOrmDatastore { db, link_table: "roles_users".into(), _models: PhantomData }
+        SeaOrmDatastore {
+            db,
+            link_table: "roles_users".into(),
+            _models: PhantomData,
+        }
     }
 
     /// Uses another name for the user-role link table.
@@ -86,14 +90,22 @@ fn coerce(template: &Value, value: Value) -> Value {
     match (template, value) {
         (Value::Int(_), v) => Value::Int(value_i64(v).and_then(|i| i32::try_from(i).ok())),
         (Value::BigInt(_), v) => Value::BigInt(value_i64(v)),
-        (Value::ChronoDateTimeUtc(_), Value::ChronoDateTime(d)) => Value::ChronoDateTimeUtc(d.map(|d| d.and_utc())),
+        (Value::ChronoDateTimeUtc(_), Value::ChronoDateTime(d)) => {
+            Value::ChronoDateTimeUtc(d.map(|d| d.and_utc()))
+        }
         (_, v) => v,
     }
 }
 
 fn split_list(s: Option<String>) -> Vec<String> {
-    s.map(|s| s.split(',').map(str::trim).filter(|p| !p.is_empty()).map(String::from).collect())
-        .unwrap_or_default()
+    s.map(|s| {
+        s.split(',')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .map(String::from)
+            .collect()
+    })
+    .unwrap_or_default()
 }
 
 impl<U, R> SeaOrmDatastore<U, R>
@@ -180,7 +192,10 @@ where
             .find_with_related(<R::Entity as Default>::default())
             .all(&self.db)
             .await?;
-        Ok(found.into_iter().next().map(|(u, roles)| Self::to_user(u, &roles)))
+        Ok(found
+            .into_iter()
+            .next()
+            .map(|(u, roles)| Self::to_user(u, &roles)))
     }
 
     async fn create_user(&self, new: NewUser) -> Result<User, DatastoreError> {
@@ -194,17 +209,35 @@ where
         };
         set(UserField::Email, Value::String(Some(new.email.clone())));
         set(UserField::Username, Value::String(new.username.clone()));
-        set(UserField::Password, Value::String(new.password_hash.clone()));
+        set(
+            UserField::Password,
+            Value::String(new.password_hash.clone()),
+        );
         set(UserField::Active, Value::Bool(Some(new.active)));
-        set(UserField::FsUniquifier, Value::String(Some(super::new_uniquifier())));
-        set(UserField::ConfirmedAt, Value::ChronoDateTime(new.confirmed_at));
-        set(UserField::CreateDatetime, Value::ChronoDateTime(Some(stamp)));
-        set(UserField::UpdateDatetime, Value::ChronoDateTime(Some(stamp)));
+        set(
+            UserField::FsUniquifier,
+            Value::String(Some(super::new_uniquifier())),
+        );
+        set(
+            UserField::ConfirmedAt,
+            Value::ChronoDateTime(new.confirmed_at),
+        );
+        set(
+            UserField::CreateDatetime,
+            Value::ChronoDateTime(Some(stamp)),
+        );
+        set(
+            UserField::UpdateDatetime,
+            Value::ChronoDateTime(Some(stamp)),
+        );
         let model: U = am.insert(&txn).await?;
         let user_id = value_i64(Self::user_get(&model, UserField::Id)).unwrap_or_default();
         let mut roles = Vec::new();
         for name in &new.roles {
-            let role = self.find_role_model(&txn, name).await?.ok_or_else(|| DatastoreError::NoSuchRole(name.clone()))?;
+            let role = self
+                .find_role_model(&txn, name)
+                .await?
+                .ok_or_else(|| DatastoreError::NoSuchRole(name.clone()))?;
             let role_id = value_i64(Self::role_get(&role, RoleField::Id)).unwrap_or_default();
             self.link(&txn, user_id, role_id).await?;
             roles.push(role);
@@ -213,9 +246,18 @@ where
         Ok(Self::to_user(model, &roles))
     }
 
-    async fn update_user(&self, user_id: i64, changes: Vec<(UserField, Value)>) -> Result<(), DatastoreError> {
-        let id_col = U::security_column(UserField::Id).ok_or(DatastoreError::MissingField(UserField::Id))?;
-        let Some(model) = <U::Entity as EntityTrait>::find().filter(id_col.eq(user_id)).one(&self.db).await? else {
+    async fn update_user(
+        &self,
+        user_id: i64,
+        changes: Vec<(UserField, Value)>,
+    ) -> Result<(), DatastoreError> {
+        let id_col =
+            U::security_column(UserField::Id).ok_or(DatastoreError::MissingField(UserField::Id))?;
+        let Some(model) = <U::Entity as EntityTrait>::find()
+            .filter(id_col.eq(user_id))
+            .one(&self.db)
+            .await?
+        else {
             return Ok(());
         };
         let mut am: UA = model.clone().into_active_model();
@@ -243,17 +285,30 @@ where
             .and_where(Expr::col(Alias::new("user_id")).eq(user_id))
             .to_owned();
         txn.execute(&del).await?;
-        let id_col = U::security_column(UserField::Id).ok_or(DatastoreError::MissingField(UserField::Id))?;
-        <U::Entity as EntityTrait>::delete_many().filter(id_col.eq(user_id)).exec(&txn).await?;
+        let id_col =
+            U::security_column(UserField::Id).ok_or(DatastoreError::MissingField(UserField::Id))?;
+        <U::Entity as EntityTrait>::delete_many()
+            .filter(id_col.eq(user_id))
+            .exec(&txn)
+            .await?;
         txn.commit().await?;
         Ok(())
     }
 
     async fn find_role(&self, name: &str) -> Result<Option<Role>, DatastoreError> {
-        Ok(self.find_role_model(&self.db, name).await?.as_ref().map(Self::to_role))
+        Ok(self
+            .find_role_model(&self.db, name)
+            .await?
+            .as_ref()
+            .map(Self::to_role))
     }
 
-    async fn create_role(&self, name: &str, description: Option<&str>, permissions: &[&str]) -> Result<Role, DatastoreError> {
+    async fn create_role(
+        &self,
+        name: &str,
+        description: Option<&str>,
+        permissions: &[&str],
+    ) -> Result<Role, DatastoreError> {
         let mut am = <RA as ActiveModelTrait>::default();
         let mut set = |f: RoleField, v: Value| {
             if let Some(c) = R::security_column(f) {
@@ -261,14 +316,27 @@ where
             }
         };
         set(RoleField::Name, Value::String(Some(name.to_string())));
-        set(RoleField::Description, Value::String(description.map(String::from)));
-        set(RoleField::Permissions, Value::String(Some(permissions.join(","))));
-        set(RoleField::UpdateDatetime, Value::ChronoDateTime(Some(now())));
+        set(
+            RoleField::Description,
+            Value::String(description.map(String::from)),
+        );
+        set(
+            RoleField::Permissions,
+            Value::String(Some(permissions.join(","))),
+        );
+        set(
+            RoleField::UpdateDatetime,
+            Value::ChronoDateTime(Some(now())),
+        );
         let model: R = am.insert(&self.db).await?;
         Ok(Self::to_role(&model))
     }
 
-    async fn set_role_permissions(&self, name: &str, permissions: &[String]) -> Result<(), DatastoreError> {
+    async fn set_role_permissions(
+        &self,
+        name: &str,
+        permissions: &[String],
+    ) -> Result<(), DatastoreError> {
         let Some(model) = self.find_role_model(&self.db, name).await? else {
             return Err(DatastoreError::NoSuchRole(name.into()));
         };
@@ -284,7 +352,10 @@ where
     }
 
     async fn add_role_to_user(&self, user_id: i64, role: &str) -> Result<bool, DatastoreError> {
-        let model = self.find_role_model(&self.db, role).await?.ok_or_else(|| DatastoreError::NoSuchRole(role.into()))?;
+        let model = self
+            .find_role_model(&self.db, role)
+            .await?
+            .ok_or_else(|| DatastoreError::NoSuchRole(role.into()))?;
         let role_id = value_i64(Self::role_get(&model, RoleField::Id)).unwrap_or_default();
         let txn = self.db.begin().await?;
         if self.linked(&txn, user_id, role_id).await? {
@@ -295,8 +366,15 @@ where
         Ok(true)
     }
 
-    async fn remove_role_from_user(&self, user_id: i64, role: &str) -> Result<bool, DatastoreError> {
-        let model = self.find_role_model(&self.db, role).await?.ok_or_else(|| DatastoreError::NoSuchRole(role.into()))?;
+    async fn remove_role_from_user(
+        &self,
+        user_id: i64,
+        role: &str,
+    ) -> Result<bool, DatastoreError> {
+        let model = self
+            .find_role_model(&self.db, role)
+            .await?
+            .ok_or_else(|| DatastoreError::NoSuchRole(role.into()))?;
         let role_id = value_i64(Self::role_get(&model, RoleField::Id)).unwrap_or_default();
         let del = Query::delete()
             .from_table(Alias::new(self.link_table.as_str()))
@@ -314,12 +392,25 @@ where
     R: SecurityRole + FromQueryResult,
     R::Entity: EntityTrait<Model = R>,
 {
-    async fn find_role_model<C: ConnectionTrait>(&self, conn: &C, name: &str) -> Result<Option<R>, DatastoreError> {
-        let col = R::security_column(RoleField::Name).ok_or(DatastoreError::NoSuchRole(name.into()))?;
-        Ok(<R::Entity as EntityTrait>::find().filter(col.eq(name)).one(conn).await?)
+    async fn find_role_model<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        name: &str,
+    ) -> Result<Option<R>, DatastoreError> {
+        let col =
+            R::security_column(RoleField::Name).ok_or(DatastoreError::NoSuchRole(name.into()))?;
+        Ok(<R::Entity as EntityTrait>::find()
+            .filter(col.eq(name))
+            .one(conn)
+            .await?)
     }
 
-    async fn linked<C: ConnectionTrait>(&self, conn: &C, user_id: i64, role_id: i64) -> Result<bool, DatastoreError> {
+    async fn linked<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        user_id: i64,
+        role_id: i64,
+    ) -> Result<bool, DatastoreError> {
         let q = Query::select()
             .expr(Expr::col(Alias::new("user_id")))
             .from(Alias::new(self.link_table.as_str()))
@@ -329,7 +420,12 @@ where
         Ok(conn.query_one(&q).await?.is_some())
     }
 
-    async fn link<C: ConnectionTrait>(&self, conn: &C, user_id: i64, role_id: i64) -> Result<(), DatastoreError> {
+    async fn link<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        user_id: i64,
+        role_id: i64,
+    ) -> Result<(), DatastoreError> {
         let ins = Query::insert()
             .into_table(Alias::new(self.link_table.as_str()))
             .columns([Alias::new("user_id"), Alias::new("role_id")])

@@ -36,7 +36,11 @@ async fn change_get(ctx: Ctx<'_>) -> Result<Reply, Status> {
 async fn change_post(ctx: Ctx<'_>, form: FormInput) -> Result<Reply, Status> {
     // A user without a password (passwordless sign-in) must be fresh instead.
     let user = ctx.require_user(false).await?;
-    let user = if user.has_password() { user } else { ctx.require_user(true).await? };
+    let user = if user.has_password() {
+        user
+    } else {
+        ctx.require_user(true).await?
+    };
     let cfg = ctx.config();
     let mut errors = FormErrors::new();
     let current = text(&form, "password", &mut errors);
@@ -76,11 +80,21 @@ async fn change_post(ctx: Ctx<'_>, form: FormInput) -> Result<Reply, Status> {
         if cfg.recoverable {
             c.insert("reset_link", &ctx.external_url("/reset"));
         }
-        ctx.mail(&user.email, &cfg.email_subject_password_change_notice.clone(), "change_notice", &c).await;
+        ctx.mail(
+            &user.email,
+            &cfg.email_subject_password_change_notice.clone(),
+            "change_notice",
+            &c,
+        )
+        .await;
     }
     if !ctx.json() {
         ctx.flash("success", messages::PASSWORD_CHANGE);
-        return Ok(Reply::Redirect(cfg.post_change_view.clone().unwrap_or_else(|| cfg.post_login_view.clone())));
+        return Ok(Reply::Redirect(
+            cfg.post_change_view
+                .clone()
+                .unwrap_or_else(|| cfg.post_login_view.clone()),
+        ));
     }
-    Ok(Reply::ok(ctx.payload(Some(&user))))
+    Ok(Reply::ok(ctx.authenticated_payload(&user)))
 }

@@ -31,7 +31,11 @@ fn body(ctx: &Ctx<'_>, user: &User) -> Reply {
 #[get("/change-email")]
 async fn change_email_get(ctx: Ctx<'_>) -> Result<Reply, Status> {
     let user = ctx.require_user(true).await?;
-    Ok(if ctx.json() { body(&ctx, &user) } else { page(&ctx, &user, &FormErrors::new()) })
+    Ok(if ctx.json() {
+        body(&ctx, &user)
+    } else {
+        page(&ctx, &user, &FormErrors::new())
+    })
 }
 
 #[post("/change-email", data = "<form>")]
@@ -69,7 +73,13 @@ async fn change_email_post(ctx: Ctx<'_>, form: FormInput) -> Result<Reply, Statu
         c.insert("user", &user.security_payload());
         c.insert("link", &ctx.external_url(&format!("/change-email/{token}")));
         c.insert("within", &messages::within_text(cfg.change_email_within));
-        ctx.mail(new_email, &cfg.change_email_subject.clone(), "change_email_instructions", &c).await;
+        ctx.mail(
+            new_email,
+            &cfg.change_email_subject.clone(),
+            "change_email_instructions",
+            &c,
+        )
+        .await;
     }
     if !ctx.json() {
         let shown = new_email.or(raw).unwrap_or_default();
@@ -82,9 +92,13 @@ async fn change_email_post(ctx: Ctx<'_>, form: FormInput) -> Result<Reply, Statu
 /// `[fs_uniquifier, hash_data(old_email), new_email]`.
 async fn change_email_token(state: &SecurityState, user: &User, new_email: &str) -> String {
     let old = user.email.clone();
-    let hashed = rocket::tokio::task::spawn_blocking(move || crate::password::hash_data(&old)).await.unwrap_or_default();
+    let hashed = rocket::tokio::task::spawn_blocking(move || crate::password::hash_data(&old))
+        .await
+        .unwrap_or_default();
     let payload = json!([user.fs_uniquifier, hashed, new_email]);
-    state.serializer(&state.config.change_email_salt).dumps_at(&payload, state.clock.now_secs())
+    state
+        .serializer(&state.config.change_email_salt)
+        .dumps_at(&payload, state.clock.now_secs())
 }
 
 enum Checked {
@@ -95,22 +109,35 @@ enum Checked {
 async fn check(state: &SecurityState, token: &str) -> Checked {
     let invalid = || Checked::Error(messages::API_ERROR.to_string());
     let ser = state.serializer(&state.config.change_email_salt);
-    let payload = match ser.loads_at(token, Some(state.config.change_email_within), state.clock.now_secs()) {
+    let payload = match ser.loads_at(
+        token,
+        Some(state.config.change_email_within),
+        state.clock.now_secs(),
+    ) {
         Ok(p) => p,
         Err(TokenError::Expired { .. }) => {
-            return Checked::Error(messages::change_email_expired(&messages::within_text(state.config.change_email_within)));
+            return Checked::Error(messages::change_email_expired(&messages::within_text(
+                state.config.change_email_within,
+            )));
         }
         Err(_) => return invalid(),
     };
-    let (Some(uid), Some(old_hash), Some(new_email)) =
-        (payload.get(0).and_then(Value::as_str), payload.get(1).and_then(Value::as_str), payload.get(2).and_then(Value::as_str))
-    else {
+    let (Some(uid), Some(old_hash), Some(new_email)) = (
+        payload.get(0).and_then(Value::as_str),
+        payload.get(1).and_then(Value::as_str),
+        payload.get(2).and_then(Value::as_str),
+    ) else {
         return invalid();
     };
-    let Ok(Some(user)) = state.datastore.find_user(Lookup::Uniquifier(uid)).await else { return invalid() };
+    let Ok(Some(user)) = state.datastore.find_user(Lookup::Uniquifier(uid)).await else {
+        return invalid();
+    };
     let (h, e) = (old_hash.to_string(), user.email.clone());
     // The old address must still be the current one: a used link is dead.
-    if !rocket::tokio::task::spawn_blocking(move || crate::password::verify_hash(&h, &e)).await.unwrap_or(false) {
+    if !rocket::tokio::task::spawn_blocking(move || crate::password::verify_hash(&h, &e))
+        .await
+        .unwrap_or(false)
+    {
         return invalid();
     }
     match state.datastore.find_user(Lookup::Email(new_email)).await {
@@ -124,7 +151,10 @@ async fn check(state: &SecurityState, token: &str) -> Checked {
 #[get("/change-email/<token>")]
 async fn change_email_confirm(ctx: Ctx<'_>, token: &str) -> Reply {
     let cfg = ctx.config();
-    let error_view = cfg.change_email_error_view.clone().unwrap_or_else(|| cfg.url("/change-email"));
+    let error_view = cfg
+        .change_email_error_view
+        .clone()
+        .unwrap_or_else(|| cfg.url("/change-email"));
     let fail = |msg: &str| {
         if cfg.spa() {
             ctx.redirect_with(&error_view, &[("error", msg)])
@@ -139,19 +169,32 @@ async fn change_email_confirm(ctx: Ctx<'_>, token: &str) -> Reply {
     };
     let stamp = ctx.state.clock.naive_utc();
     let changes = vec![
-        (UserField::Email, sea_orm::Value::String(Some(new_email.clone()))),
-        (UserField::ConfirmedAt, sea_orm::Value::ChronoDateTime(Some(stamp))),
+        (
+            UserField::Email,
+            sea_orm::Value::String(Some(new_email.clone())),
+        ),
+        (
+            UserField::ConfirmedAt,
+            sea_orm::Value::ChronoDateTime(Some(stamp)),
+        ),
     ];
     // The unique index settles a race with someone registering the address meanwhile.
     if let Err(e) = ctx.state.datastore.update_user(user.id, changes).await {
         log::warn!("changing the email failed: {e}");
         return fail(messages::API_ERROR);
     }
-    let view = cfg.post_change_email_view.clone().unwrap_or_else(|| cfg.post_login_view.clone());
+    let view = cfg
+        .post_change_email_view
+        .clone()
+        .unwrap_or_else(|| cfg.post_login_view.clone());
     if cfg.spa() {
         return ctx.redirect_with(
             &view,
-            &[("success", messages::CHANGE_EMAIL_CONFIRMED), ("email", &new_email), ("identity", &new_email)],
+            &[
+                ("success", messages::CHANGE_EMAIL_CONFIRMED),
+                ("email", &new_email),
+                ("identity", &new_email),
+            ],
         );
     }
     ctx.flash("success", messages::CHANGE_EMAIL_CONFIRMED);

@@ -1,6 +1,5 @@
 //! `/login`, `/logout`, `/verify`.
 
-use rocket::http::Status;
 use rocket::{Route, get, post, routes};
 use rocket_dyn_templates::tera::Context;
 use serde_json::{Value, json};
@@ -17,12 +16,31 @@ pub(super) fn routes() -> Vec<Route> {
 fn login_page(ctx: &Ctx<'_>, form: Option<&FormInput>, errors: &FormErrors) -> Reply {
     let mut c = Context::new();
     c.insert("action", &ctx.req.uri().to_string());
-    let field = |n: &str| form.and_then(|f| f.text(n).ok().flatten()).unwrap_or_default();
+    let field = |n: &str| {
+        form.and_then(|f| f.text(n).ok().flatten())
+            .unwrap_or_default()
+    };
     c.insert("email", &field("email"));
     c.insert("username", &field("username"));
-    c.insert("next", &form.and_then(|f| f.text("next").ok().flatten()).or_else(|| query_value(ctx.req, "next")).unwrap_or_default());
-    c.insert("register_url", &ctx.config().registerable.then(|| ctx.config().url("/register")));
-    c.insert("confirm_url", &ctx.config().confirmable.then(|| ctx.config().url("/confirm")));
+    c.insert(
+        "next",
+        &form
+            .and_then(|f| f.text("next").ok().flatten())
+            .or_else(|| query_value(ctx.req, "next"))
+            .unwrap_or_default(),
+    );
+    c.insert(
+        "register_url",
+        &ctx.config()
+            .registerable
+            .then(|| ctx.config().url("/register")),
+    );
+    c.insert(
+        "confirm_url",
+        &ctx.config()
+            .confirmable
+            .then(|| ctx.config().url("/confirm")),
+    );
     ctx.page("security/login_user.html.tera", c, errors)
 }
 
@@ -33,19 +51,30 @@ async fn login_get(ctx: Ctx<'_>) -> Reply {
         if user.is_some() {
             return Reply::Redirect(ctx.config().post_login_view.clone());
         }
+        let token = ctx.csrf_token();
+        csrf::set_cookie(ctx.req, ctx.state, &token);
         return login_page(&ctx, None, &FormErrors::new());
     }
     let mut body = ctx.payload(user);
-    let token = body.get("csrf_token").and_then(Value::as_str).unwrap_or_default().to_string();
-    csrf::set_cookie(ctx.req, ctx.state, &token);
-    body.insert("identity_attributes".into(), json!(ctx.config().identity_attributes()));
+    let token = body
+        .get("csrf_token")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    if user.is_none() {
+        csrf::set_cookie(ctx.req, ctx.state, &token);
+    }
+    body.insert(
+        "identity_attributes".into(),
+        json!(ctx.config().identity_attributes()),
+    );
     Reply::ok(body)
 }
 
 /// Where to go after logging in: a valid `next`, else `post_login_view`.
 fn post_login_target(ctx: &Ctx<'_>, next: Option<&str>) -> String {
     match next {
-        Some(n) if redirect_allowed(ctx.req, n) => n.to_string(),
+        Some(n) if redirect_allowed(ctx.req, n) => super::redirect_target(n),
         _ => ctx.config().post_login_view.clone(),
     }
 }
@@ -61,7 +90,11 @@ async fn check_login(ctx: &Ctx<'_>, form: &FormInput) -> Result<Credentials, For
     let cfg = ctx.config();
     let mut errors = FormErrors::new();
     let email = text(form, "email", &mut errors);
-    let username = if cfg.username_enable { text(form, "username", &mut errors) } else { None };
+    let username = if cfg.username_enable {
+        text(form, "username", &mut errors)
+    } else {
+        None
+    };
     let password = text(form, "password", &mut errors);
     let remember = match form.boolean("remember") {
         Ok(v) => v.unwrap_or(cfg.default_remember_me),
@@ -70,27 +103,41 @@ async fn check_login(ctx: &Ctx<'_>, form: &FormInput) -> Result<Credentials, For
             false
         }
     };
-    let next = text(form, "next", &mut errors).or_else(|| query_value(ctx.req, "next"));
+    let next = super::next_param(form, ctx.req, &mut errors);
     if let Some(e) = &email
-        && super::normalize_email(e).is_none() && !(cfg.username_enable && username.is_none() && !e.contains('@')) {
-            errors.add("email", messages::INVALID_EMAIL_ADDRESS);
-        }
+        && super::normalize_email(e).is_none()
+    {
+        errors.add("email", messages::INVALID_EMAIL_ADDRESS);
+    }
+    if let Some(u) = &username
+        && !u.chars().all(char::is_alphanumeric)
+    {
+        errors.add("username", messages::USERNAME_DISALLOWED_CHARACTERS);
+    }
     if password.is_none() && !errors.has("password") {
         errors.add("password", messages::PASSWORD_NOT_PROVIDED);
     }
     if let Some(n) = &next
-        && !redirect_allowed(ctx.req, n) {
-            errors.add("next", messages::INVALID_REDIRECT);
-        }
+        && !redirect_allowed(ctx.req, n)
+    {
+        errors.add("next", messages::INVALID_REDIRECT);
+    }
     if !errors.is_empty() {
         return Err(errors);
     }
     let password = password.unwrap_or_default();
     let (field, found) = match (&email, &username) {
-        (Some(e), _) => ("email", ctx.state.datastore.find_user(Lookup::Email(e.trim())).await),
-        (None, Some(u)) => ("username", ctx.state.datastore.find_user(Lookup::Username(u.trim())).await),
+        (Some(e), _) => (
+            "email",
+            ctx.state.datastore.find_user(Lookup::Email(e)).await,
+        ),
+        (None, Some(u)) => (
+            "username",
+            ctx.state.datastore.find_user(Lookup::Username(u)).await,
+        ),
         (None, None) => {
-            errors.add("email", messages::EMAIL_NOT_PROVIDED);
+            ctx.state.dummy_verify().await;
+            errors.add("", messages::USER_DOES_NOT_EXIST);
             return Err(errors);
         }
     };
@@ -119,7 +166,11 @@ async fn check_login(ctx: &Ctx<'_>, form: &FormInput) -> Result<Credentials, For
         errors.add(field, messages::DISABLED_ACCOUNT);
         return Err(errors);
     }
-    Ok(Credentials { user, remember, next })
+    Ok(Credentials {
+        user,
+        remember,
+        next,
+    })
 }
 
 #[post("/login", data = "<form>")]
@@ -137,15 +188,25 @@ async fn login_post(ctx: Ctx<'_>, form: FormInput) -> Reply {
                 errors = FormErrors::new();
                 errors.add("", messages::GENERIC_AUTHN_FAILED);
             }
-            return if ctx.json() { Reply::form_errors(&errors) } else { login_page(&ctx, Some(&form), &errors) };
+            return if ctx.json() {
+                Reply::form_errors(&errors)
+            } else {
+                login_page(&ctx, Some(&form), &errors)
+            };
         }
     };
     auth::login_user(ctx.req, ctx.state, &creds.user, creds.remember).await;
     if !ctx.json() {
+        let token = ctx.csrf_token();
+        csrf::set_cookie(ctx.req, ctx.state, &token);
         return Reply::Redirect(post_login_target(&ctx, creds.next.as_deref()));
     }
-    let mut body = ctx.payload(Some(&creds.user));
-    let token = body.get("csrf_token").and_then(Value::as_str).unwrap_or_default().to_string();
+    let mut body = ctx.authenticated_payload(&creds.user);
+    let token = body
+        .get("csrf_token")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
     csrf::set_cookie(ctx.req, ctx.state, &token);
     body.insert("tf_required".into(), Value::Bool(false));
     Reply::ok(body)
@@ -153,17 +214,23 @@ async fn login_post(ctx: Ctx<'_>, form: FormInput) -> Reply {
 
 #[post("/logout", data = "<form>")]
 async fn logout(ctx: Ctx<'_>, form: FormInput) -> Reply {
-    if ctx.config().logout_csrf && auth::session_user(ctx.req).await.is_some()
-        && let Err(e) = csrf::validate(ctx.req, ctx.state, form.text("csrf_token").ok().flatten().as_deref()) {
-            return ctx.csrf_failed(e);
-        }
+    if ctx.config().logout_csrf
+        && auth::session_user(ctx.req).await.is_some()
+        && let Err(e) = csrf::validate(
+            ctx.req,
+            ctx.state,
+            form.text("csrf_token").ok().flatten().as_deref(),
+        )
+    {
+        return ctx.csrf_failed(e);
+    }
     auth::logout_user(ctx.req, ctx.state);
     if ctx.json() {
         return Reply::ok(Default::default());
     }
-    let next = form.text("next").ok().flatten().or_else(|| query_value(ctx.req, "next"));
+    let next = super::next_param(&form, ctx.req, &mut FormErrors::new());
     match next {
-        Some(n) if redirect_allowed(ctx.req, &n) => Reply::Redirect(n),
+        Some(n) if redirect_allowed(ctx.req, &n) => Reply::Redirect(super::redirect_target(&n)),
         _ => Reply::Redirect(ctx.config().post_logout_view.clone()),
     }
 }
@@ -191,18 +258,25 @@ async fn verify_get(ctx: Ctx<'_>, user: crate::CurrentUser) -> Reply {
 async fn verify_post(ctx: Ctx<'_>, user: crate::CurrentUser, form: FormInput) -> Reply {
     let mut errors = FormErrors::new();
     let password = text(&form, "password", &mut errors);
-    let next = text(&form, "next", &mut errors).or_else(|| query_value(ctx.req, "next"));
+    let next = super::next_param(&form, ctx.req, &mut errors);
     match &password {
         None if !errors.has("password") => errors.add("password", messages::PASSWORD_NOT_PROVIDED),
-        Some(pw) if !ctx.state.verify_password(&user, pw).await => errors.add("password", messages::INVALID_PASSWORD),
+        Some(pw) if !ctx.state.verify_password(&user, pw).await => {
+            errors.add("password", messages::INVALID_PASSWORD)
+        }
         _ => {}
     }
     if let Some(n) = &next
-        && !redirect_allowed(ctx.req, n) {
-            errors.add("next", messages::INVALID_REDIRECT);
-        }
+        && !redirect_allowed(ctx.req, n)
+    {
+        errors.add("next", messages::INVALID_REDIRECT);
+    }
     if !errors.is_empty() {
-        return if ctx.json() { Reply::form_errors(&errors) } else { verify_page(&ctx, &errors) };
+        return if ctx.json() {
+            Reply::form_errors(&errors)
+        } else {
+            verify_page(&ctx, &errors)
+        };
     }
     let now = ctx.state.clock.now();
     crate::session::update(ctx.req, |s| {
@@ -214,10 +288,10 @@ async fn verify_post(ctx: Ctx<'_>, user: crate::CurrentUser, form: FormInput) ->
     if !ctx.json() {
         let to = next
             .filter(|n| redirect_allowed(ctx.req, n))
+            .map(|n| super::redirect_target(&n))
             .or_else(|| ctx.config().post_verify_view.clone())
             .unwrap_or_else(|| ctx.config().post_login_view.clone());
         return Reply::Redirect(to);
     }
-    let _ = Status::Ok;
-    Reply::ok(ctx.payload(Some(&user)))
+    Reply::ok(ctx.authenticated_payload(&user))
 }

@@ -8,10 +8,10 @@ mod recover;
 mod register;
 mod username;
 
+use rocket::Route;
 use rocket::http::Status;
 use rocket::outcome::Outcome;
 use rocket::request::{self, FromRequest, Request};
-use rocket::Route;
 use rocket_dyn_templates::tera::Context;
 use serde_json::{Map, Value};
 
@@ -79,23 +79,29 @@ impl<'r> Ctx<'r> {
         csrf::generate(self.req, self.state)
     }
 
-    /// `{csrf_token}` plus `user` (with `authentication_token` when asked for).
+    /// `{csrf_token}` plus `user` (`get_security_payload()`).
     pub fn payload(&self, user: Option<&User>) -> Map<String, Value> {
         let mut m = Map::new();
         m.insert("csrf_token".into(), Value::String(self.csrf_token()));
         if let Some(u) = user {
-            m.insert("user".into(), Value::Object(self.user_payload(u)));
+            m.insert("user".into(), Value::Object(u.security_payload().clone()));
         }
         m
     }
 
-    /// `get_security_payload()` plus the auth token when `?include_auth_token`.
-    pub fn user_payload(&self, user: &User) -> Map<String, Value> {
-        let mut p = user.security_payload().clone();
-        if query_has(self.req, "include_auth_token") {
-            p.insert("authentication_token".into(), Value::String(auth::auth_token(self.state, user)));
+    /// The payload of an endpoint that has just authenticated `user`: `user`
+    /// also holds a new auth token when the query has `include_auth_token`.
+    pub fn authenticated_payload(&self, user: &User) -> Map<String, Value> {
+        let mut m = self.payload(Some(user));
+        if query_has(self.req, "include_auth_token")
+            && let Some(Value::Object(u)) = m.get_mut("user")
+        {
+            u.insert(
+                "authentication_token".into(),
+                Value::String(auth::auth_token(self.state, user)),
+            );
         }
-        p
+        m
     }
 
     /// CSRF for endpoints usable anonymously (`unauth_csrf`).
@@ -107,9 +113,6 @@ impl<'r> Ctx<'r> {
         if user.is_none() && self.config().csrf_ignore_unauth_endpoints {
             return Ok(());
         }
-        if user.is_some() && auth::session_user(self.req).await.is_none() && !self.config().csrf_protects("token") {
-            return Ok(());
-        }
         let token = form.text("csrf_token").ok().flatten();
         csrf::validate(self.req, self.state, token.as_deref())
     }
@@ -119,7 +122,10 @@ impl<'r> Ctx<'r> {
         if self.json() {
             Reply::error(Status::BadRequest, &e.to_string())
         } else {
-            Reply::Html(Status::BadRequest, format!("<h1>Bad Request</h1><p>{e}</p>"))
+            Reply::Html(
+                Status::BadRequest,
+                format!("<h1>Bad Request</h1><p>{e}</p>"),
+            )
         }
     }
 
@@ -134,8 +140,16 @@ impl<'r> Ctx<'r> {
 
     /// `scheme://host` of this request, for links in mails.
     pub fn host_url(&self) -> String {
-        let host = self.req.host().map(|h| h.to_string()).unwrap_or_else(|| "localhost".into());
-        let scheme = if self.req.rocket().config().tls_enabled() { "https" } else { "http" };
+        let host = self
+            .req
+            .host()
+            .map(|h| h.to_string())
+            .unwrap_or_else(|| "localhost".into());
+        let scheme = if self.req.rocket().config().tls_enabled() {
+            "https"
+        } else {
+            "http"
+        };
         format!("{scheme}://{host}")
     }
 
@@ -161,7 +175,7 @@ impl<'r> Ctx<'r> {
         ctx.insert("login_url", &self.config().url("/login"));
         ctx.insert("username_enable", &self.config().username_enable);
         match self.state.templates.render(template, &ctx) {
-            Ok(html) => Reply::Html(if errors.is_empty() { Status::Ok } else { Status::BadRequest }, html),
+            Ok(html) => Reply::Html(Status::Ok, html),
             Err(e) => {
                 log::error!("rendering {template} failed: {e}");
                 Reply::Html(Status::InternalServerError, "template error".into())
@@ -199,13 +213,22 @@ impl<'r> Ctx<'r> {
     /// freshness (`freshness` / `freshness_grace_period`). On failure the
     /// reason is recorded for the catcher and its status returned.
     pub async fn require_user(&self, fresh: bool) -> Result<User, Status> {
-        let (within, grace) = if fresh { (self.config().freshness, self.config().freshness_grace_period) } else { (-1, -1) };
+        let (within, grace) = if fresh {
+            (
+                self.config().freshness,
+                self.config().freshness_grace_period,
+            )
+        } else {
+            (-1, -1)
+        };
         match crate::guard::authenticate(self.req, 0, within, grace).await {
             Ok((user, _)) => Ok(user),
             Err(f) => {
                 let status = match f {
                     crate::guard::Failure::Unauthorized => Status::Forbidden,
-                    crate::guard::Failure::Csrf(_) | crate::guard::Failure::AnonymousRequired => Status::BadRequest,
+                    crate::guard::Failure::Csrf(_) | crate::guard::Failure::AnonymousRequired => {
+                        Status::BadRequest
+                    }
                     _ => Status::Unauthorized,
                 };
                 crate::guard::set_failure(self.req, f);
@@ -226,8 +249,16 @@ impl<'r> Ctx<'r> {
     }
 
     /// Form-level result for HTML or JSON, sharing one path.
-    pub fn invalid(&self, errors: &FormErrors, page: impl FnOnce(&Self, &FormErrors) -> Reply) -> Reply {
-        if self.json() { Reply::form_errors(errors) } else { page(self, errors) }
+    pub fn invalid(
+        &self,
+        errors: &FormErrors,
+        page: impl FnOnce(&Self, &FormErrors) -> Reply,
+    ) -> Reply {
+        if self.json() {
+            Reply::form_errors(errors)
+        } else {
+            page(self, errors)
+        }
     }
 
     /// The password policy's verdict for `password` of a user with `inputs`
@@ -238,15 +269,25 @@ impl<'r> Ctx<'r> {
 }
 
 /// A new password and its confirmation (Required + EqualTo in WTForms terms).
-pub(crate) fn password_pair(form: &FormInput, field: &str, confirm_field: &str, errors: &mut FormErrors) -> Option<String> {
+pub(crate) fn password_pair(
+    form: &FormInput,
+    field: &str,
+    confirm_field: &str,
+    errors: &mut FormErrors,
+) -> Option<String> {
+    let not_string = form.text(field).is_err();
     let password = text(form, field, errors);
     let confirm = text(form, confirm_field, errors);
     if password.is_none() && !errors.has(field) {
         errors.add(field, messages::PASSWORD_NOT_PROVIDED);
     }
     match &confirm {
-        None if !errors.has(confirm_field) => errors.add(confirm_field, messages::PASSWORD_NOT_PROVIDED),
-        Some(c) if password.as_ref().is_some_and(|p| p != c) => errors.add(confirm_field, messages::RETYPE_PASSWORD_MISMATCH),
+        None if !errors.has(confirm_field) => {
+            errors.add(confirm_field, messages::PASSWORD_NOT_PROVIDED)
+        }
+        Some(c) if !not_string && password.as_deref() != Some(c.as_str()) => {
+            errors.add(confirm_field, messages::RETYPE_PASSWORD_MISMATCH)
+        }
         _ => {}
     }
     password
@@ -254,19 +295,32 @@ pub(crate) fn password_pair(form: &FormInput, field: &str, confirm_field: &str, 
 
 /// Stores a new password and a new `fs_uniquifier` (ending every session,
 /// token and outstanding link of the user); returns the updated user.
-pub(crate) async fn store_new_password(ctx: &Ctx<'_>, user: User, password: &str) -> Result<User, Reply> {
+pub(crate) async fn store_new_password(
+    ctx: &Ctx<'_>,
+    user: User,
+    password: &str,
+) -> Result<User, Reply> {
     let failed = || Reply::error(Status::InternalServerError, messages::API_ERROR);
     let hash = ctx.state.hash_password(password).await.ok_or_else(failed)?;
     let uniq = crate::datastore::new_uniquifier();
     let changes = vec![
-        (crate::UserField::Password, sea_orm::Value::String(Some(hash))),
-        (crate::UserField::FsUniquifier, sea_orm::Value::String(Some(uniq.clone()))),
+        (
+            crate::UserField::Password,
+            sea_orm::Value::String(Some(hash)),
+        ),
+        (
+            crate::UserField::FsUniquifier,
+            sea_orm::Value::String(Some(uniq.clone())),
+        ),
     ];
     if let Err(e) = ctx.state.datastore.update_user(user.id, changes).await {
         log::error!("storing the new password failed: {e}");
         return Err(failed());
     }
-    Ok(User { fs_uniquifier: uniq, ..user })
+    Ok(User {
+        fs_uniquifier: uniq,
+        ..user
+    })
 }
 
 /// Reads a text field, recording `API_ERROR` when it is not a string.
@@ -286,8 +340,8 @@ pub(crate) fn redirect_allowed(req: &Request<'_>, target: &str) -> bool {
     if target.trim().is_empty() {
         return false;
     }
-    let url = target.replace('\\', "/");
-    if url.starts_with("///") {
+    let url = target;
+    if url.starts_with("///") || url.replace('\\', "/").starts_with("///") {
         return false;
     }
     // Split like Python's urlsplit: leading C0/space stripped, tabs and newlines removed.
@@ -300,13 +354,18 @@ pub(crate) fn redirect_allowed(req: &Request<'_>, target: &str) -> bool {
         Some(i)
             if i > 0
                 && cleaned[..i].starts_with(|c: char| c.is_ascii_alphabetic())
-                && cleaned[..i].chars().all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c)) =>
+                && cleaned[..i]
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c)) =>
         {
             (&cleaned[..i], &cleaned[i + 1..])
         }
         _ => ("", cleaned.as_str()),
     };
-    let netloc = rest.strip_prefix("//").map(|r| r.split(['/', '?', '#']).next().unwrap_or("")).unwrap_or("");
+    let netloc = rest
+        .strip_prefix("//")
+        .map(|r| r.split(['/', '?', '#']).next().unwrap_or(""))
+        .unwrap_or("");
     if scheme.is_empty() && netloc.is_empty() {
         return true;
     }
@@ -316,10 +375,39 @@ pub(crate) fn redirect_allowed(req: &Request<'_>, target: &str) -> bool {
     }
 }
 
+/// `next` from the form, else the query string; empty means absent.
+pub(crate) fn next_param(
+    form: &FormInput,
+    req: &Request<'_>,
+    errors: &mut FormErrors,
+) -> Option<String> {
+    text(form, "next", errors)
+        .or_else(|| crate::reply::query_value(req, "next"))
+        .filter(|n| !n.trim().is_empty())
+}
+
+/// A validated `next` made safe to put in `Location`: characters a browser
+/// would reinterpret (backslashes, spaces, controls, non-ASCII) are
+/// percent-encoded, so `\\evil.com` stays a relative path.
+pub(crate) fn redirect_target(next: &str) -> String {
+    let mut out = String::with_capacity(next.len());
+    for b in next.bytes() {
+        if b.is_ascii_graphic() && !b"\\\"<>^`{|}".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 /// Validates and normalises an email address (domain lower-cased).
 pub(crate) fn normalize_email(raw: &str) -> Option<String> {
-    let s = raw.trim();
-    if !email_address::EmailAddress::is_valid(s) {
+    let s = raw;
+    // A bare address only: no surrounding spaces, no display name.
+    if s.chars().any(|c| c.is_whitespace() || c == '<' || c == '>')
+        || !email_address::EmailAddress::is_valid(s)
+    {
         return None;
     }
     let (local, domain) = s.rsplit_once('@')?;

@@ -17,7 +17,11 @@ pub(super) fn routes() -> Vec<Route> {
 /// Finds the account a "send me a mail" form names, with Flask-Security's
 /// checks: exists, active, confirmed (when confirmation is required).
 /// Returns the user, or the error put on `email`.
-pub(super) async fn mail_target(ctx: &Ctx<'_>, form: &FormInput, errors: &mut FormErrors) -> Option<User> {
+pub(super) async fn mail_target(
+    ctx: &Ctx<'_>,
+    form: &FormInput,
+    errors: &mut FormErrors,
+) -> Option<User> {
     let email = text(form, "email", errors);
     let raw = match email {
         None if !errors.has("email") => {
@@ -34,7 +38,9 @@ pub(super) async fn mail_target(ctx: &Ctx<'_>, form: &FormInput, errors: &mut Fo
     let cfg = ctx.config();
     match ctx.state.datastore.find_user(Lookup::Email(&email)).await {
         Ok(Some(u)) if !u.active => errors.add("email", messages::DISABLED_ACCOUNT),
-        Ok(Some(u)) if cfg.confirmable && !cfg.login_without_confirmation && u.confirmed_at.is_none() => {
+        Ok(Some(u))
+            if cfg.confirmable && !cfg.login_without_confirmation && u.confirmed_at.is_none() =>
+        {
             errors.add("email", messages::CONFIRMATION_REQUIRED)
         }
         Ok(Some(u)) => return Some(u),
@@ -49,8 +55,15 @@ pub(super) async fn mail_target(ctx: &Ctx<'_>, form: &FormInput, errors: &mut Fo
 
 /// In generic-responses mode, errors that would reveal whether an account
 /// exists are dropped (a missing field is still reported).
-pub(super) fn hide_account_errors(ctx: &Ctx<'_>, errors: FormErrors, form: &FormInput) -> FormErrors {
-    if ctx.config().return_generic_responses && form.text("email").ok().flatten().is_some() && !errors.has("") {
+pub(super) fn hide_account_errors(
+    ctx: &Ctx<'_>,
+    errors: FormErrors,
+    form: &FormInput,
+) -> FormErrors {
+    if ctx.config().return_generic_responses
+        && form.text("email").ok().flatten().is_some()
+        && !errors.has("")
+    {
         return FormErrors::new();
     }
     errors
@@ -66,7 +79,9 @@ pub(crate) async fn reset_token(state: &SecurityState, user: &User) -> String {
             .unwrap_or(Value::Null),
         None => Value::Null,
     };
-    state.serializer(&state.config.reset_salt).dumps_at(&json!([user.fs_uniquifier, hashed]), state.clock.now_secs())
+    state
+        .serializer(&state.config.reset_salt)
+        .dumps_at(&json!([user.fs_uniquifier, hashed]), state.clock.now_secs())
 }
 
 pub(crate) async fn send_reset_instructions(ctx: &Ctx<'_>, user: &User) {
@@ -76,8 +91,17 @@ pub(crate) async fn send_reset_instructions(ctx: &Ctx<'_>, user: &User) {
     c.insert("user", &user.security_payload());
     c.insert("reset_link", &ctx.external_url(&format!("/reset/{token}")));
     c.insert("reset_token", &token);
-    c.insert("within", &messages::within_text(ctx.config().reset_password_within));
-    ctx.mail(&user.email, &ctx.config().email_subject_password_reset.clone(), "reset_instructions", &c).await;
+    c.insert(
+        "within",
+        &messages::within_text(ctx.config().reset_password_within),
+    );
+    ctx.mail(
+        &user.email,
+        &ctx.config().email_subject_password_reset.clone(),
+        "reset_instructions",
+        &c,
+    )
+    .await;
 }
 
 fn forgot_page(ctx: &Ctx<'_>, errors: &FormErrors) -> Reply {
@@ -88,7 +112,11 @@ fn forgot_page(ctx: &Ctx<'_>, errors: &FormErrors) -> Reply {
 
 #[get("/reset")]
 async fn forgot_get(ctx: Ctx<'_>) -> Reply {
-    if ctx.json() { Reply::ok(ctx.payload(None)) } else { forgot_page(&ctx, &FormErrors::new()) }
+    if ctx.json() {
+        Reply::ok(ctx.payload(None))
+    } else {
+        forgot_page(&ctx, &FormErrors::new())
+    }
 }
 
 #[post("/reset", data = "<form>")]
@@ -112,7 +140,11 @@ async fn forgot_post(ctx: Ctx<'_>, form: FormInput) -> Reply {
         return Reply::ok(ctx.payload(None));
     }
     // The same words whether or not the address has an account.
-    let shown = user.as_ref().map(|u| u.email.clone()).or_else(|| form.text("email").ok().flatten()).unwrap_or_default();
+    let shown = user
+        .as_ref()
+        .map(|u| u.email.clone())
+        .or_else(|| form.text("email").ok().flatten())
+        .unwrap_or_default();
     ctx.flash("info", messages::password_reset_request(&shown));
     forgot_page(&ctx, &FormErrors::new())
 }
@@ -125,7 +157,11 @@ enum Checked {
 
 async fn check_reset_token(state: &SecurityState, token: &str) -> Checked {
     let ser = state.serializer(&state.config.reset_salt);
-    let (payload, expired) = match ser.loads_at(token, Some(state.config.reset_password_within), state.clock.now_secs()) {
+    let (payload, expired) = match ser.loads_at(
+        token,
+        Some(state.config.reset_password_within),
+        state.clock.now_secs(),
+    ) {
         Ok(p) => (p, false),
         Err(TokenError::Expired { payload, .. }) => (payload, true),
         Err(_) => return Checked::Invalid,
@@ -133,7 +169,9 @@ async fn check_reset_token(state: &SecurityState, token: &str) -> Checked {
     if expired {
         return Checked::Expired;
     }
-    let Some(uid) = payload.get(0).and_then(Value::as_str) else { return Checked::Invalid };
+    let Some(uid) = payload.get(0).and_then(Value::as_str) else {
+        return Checked::Invalid;
+    };
     match state.datastore.find_user(Lookup::Uniquifier(uid)).await {
         Ok(Some(u)) => Checked::Valid(Box::new(u)),
         _ => Checked::Invalid,
@@ -142,7 +180,9 @@ async fn check_reset_token(state: &SecurityState, token: &str) -> Checked {
 
 fn token_error(state: &SecurityState, checked: &Checked) -> String {
     match checked {
-        Checked::Expired => messages::password_reset_expired(&messages::within_text(state.config.reset_password_within)),
+        Checked::Expired => messages::password_reset_expired(&messages::within_text(
+            state.config.reset_password_within,
+        )),
         _ => messages::INVALID_RESET_PASSWORD_TOKEN.to_string(),
     }
 }
@@ -159,8 +199,14 @@ async fn reset_get(ctx: Ctx<'_>, token: &str) -> Reply {
     let checked = check_reset_token(ctx.state, token).await;
     if cfg.spa() {
         return match checked {
-            Checked::Valid(_) => ctx.redirect_with(cfg.reset_view.as_deref().unwrap_or("/"), &[("token", token)]),
-            other => ctx.redirect_with(cfg.reset_error_view.as_deref().unwrap_or("/"), &[("error", &token_error(ctx.state, &other))]),
+            Checked::Valid(_) => ctx.redirect_with(
+                cfg.reset_view.as_deref().unwrap_or("/"),
+                &[("token", token)],
+            ),
+            other => ctx.redirect_with(
+                cfg.reset_error_view.as_deref().unwrap_or("/"),
+                &[("error", &token_error(ctx.state, &other))],
+            ),
         };
     }
     match checked {
@@ -209,24 +255,41 @@ async fn reset_post(ctx: Ctx<'_>, token: &str, form: FormInput) -> Reply {
         let mut c = Context::new();
         c.insert("email", &user.email);
         c.insert("user", &user.security_payload());
-        ctx.mail(&user.email, &cfg.email_subject_password_notice.clone(), "reset_notice", &c).await;
+        ctx.mail(
+            &user.email,
+            &cfg.email_subject_password_notice.clone(),
+            "reset_notice",
+            &c,
+        )
+        .await;
     }
     if cfg.auto_login_after_reset {
-        if auth::session_user(ctx.req).await.is_some_and(|u| u.id != user.id) {
+        if auth::session_user(ctx.req)
+            .await
+            .is_some_and(|u| u.id != user.id)
+        {
             auth::logout_user(ctx.req, ctx.state);
         }
         auth::login_user(ctx.req, ctx.state, &user, false).await;
         if ctx.json() {
-            let mut body = ctx.payload(Some(&user));
+            let mut body = ctx.authenticated_payload(&user);
             body.insert("tf_required".into(), Value::Bool(false));
             return Reply::ok(body);
         }
         ctx.flash("success", messages::PASSWORD_RESET);
-        return Reply::Redirect(cfg.post_reset_view.clone().unwrap_or_else(|| cfg.post_login_view.clone()));
+        return Reply::Redirect(
+            cfg.post_reset_view
+                .clone()
+                .unwrap_or_else(|| cfg.post_login_view.clone()),
+        );
     }
     if ctx.json() {
         return Reply::ok(Default::default());
     }
     ctx.flash("success", messages::PASSWORD_RESET_NO_LOGIN);
-    Reply::Redirect(cfg.post_reset_view.clone().unwrap_or_else(|| cfg.url("/login")))
+    Reply::Redirect(
+        cfg.post_reset_view
+            .clone()
+            .unwrap_or_else(|| cfg.url("/login")),
+    )
 }

@@ -16,7 +16,10 @@ pub(super) fn routes() -> Vec<Route> {
 fn register_page(ctx: &Ctx<'_>, form: Option<&FormInput>, errors: &FormErrors) -> Reply {
     let mut c = Context::new();
     c.insert("action", &ctx.req.uri().to_string());
-    let field = |n: &str| form.and_then(|f| f.text(n).ok().flatten()).unwrap_or_default();
+    let field = |n: &str| {
+        form.and_then(|f| f.text(n).ok().flatten())
+            .unwrap_or_default()
+    };
     c.insert("email", &field("email"));
     c.insert("username", &field("username"));
     ctx.page("security/register_user.html.tera", c, errors)
@@ -27,7 +30,11 @@ async fn register_get(ctx: Ctx<'_>) -> Reply {
     if auth::current_user(ctx.req).await.is_some() {
         return ctx.anonymous_required();
     }
-    if ctx.json() { Reply::ok(ctx.payload(None)) } else { register_page(&ctx, None, &FormErrors::new()) }
+    if ctx.json() {
+        Reply::ok(ctx.payload(None))
+    } else {
+        register_page(&ctx, None, &FormErrors::new())
+    }
 }
 
 /// Flask-Security's username rules: no markup, NFKD, length, letters and digits.
@@ -37,30 +44,36 @@ pub(crate) fn check_username(cfg: &crate::SecurityConfig, raw: &str) -> Result<S
     if trimmed.contains(['<', '>', '&']) {
         return Err(messages::INVALID_INPUT.into());
     }
-    let name: String = trimmed.nfkd().collect();
-    let len = name.chars().count();
-    if len < cfg.username_min_length || len > cfg.username_max_length {
-        return Err(messages::username_invalid_length(cfg.username_min_length, cfg.username_max_length));
-    }
-    if !name.chars().all(char::is_alphanumeric) {
+    if !trimmed.chars().all(char::is_alphanumeric) {
         return Err(messages::USERNAME_DISALLOWED_CHARACTERS.into());
     }
-    Ok(name)
+    let len = trimmed.chars().count();
+    if len < cfg.username_min_length || len > cfg.username_max_length {
+        return Err(messages::username_invalid_length(
+            cfg.username_min_length,
+            cfg.username_max_length,
+        ));
+    }
+    Ok(trimmed.nfkd().collect())
 }
 
 #[post("/register", data = "<form>")]
 async fn register_post(ctx: Ctx<'_>, form: FormInput) -> Reply {
-    if let Err(e) = ctx.unauth_csrf(&form).await {
-        return ctx.csrf_failed(e);
-    }
     if auth::current_user(ctx.req).await.is_some() {
         return ctx.anonymous_required();
+    }
+    if let Err(e) = ctx.unauth_csrf(&form).await {
+        return ctx.csrf_failed(e);
     }
     let cfg = ctx.config();
     let ds = &ctx.state.datastore;
     let mut errors = FormErrors::new();
     let email_raw = text(&form, "email", &mut errors);
-    let username_raw = if cfg.username_enable { text(&form, "username", &mut errors) } else { None };
+    let username_raw = if cfg.username_enable {
+        text(&form, "username", &mut errors)
+    } else {
+        None
+    };
     let password = text(&form, "password", &mut errors);
     let confirm = text(&form, "password_confirm", &mut errors);
 
@@ -87,9 +100,34 @@ async fn register_post(ctx: Ctx<'_>, form: FormInput) -> Reply {
             },
         },
     }
+    // Field order of Flask-Security's form: email, password, password_confirm, username.
+    match &password {
+        None if !errors.has("password") => errors.add("password", messages::PASSWORD_NOT_PROVIDED),
+        None => {}
+        Some(pw) => {
+            let inputs = [
+                email.as_deref().unwrap_or(""),
+                username_raw.as_deref().unwrap_or(""),
+            ];
+            for e in ctx.password_errors(pw, &inputs).await {
+                errors.add("password", e);
+            }
+        }
+    }
+    if cfg.password_confirm_required && !errors.has("password_confirm") {
+        match &confirm {
+            None => errors.add("password_confirm", messages::PASSWORD_NOT_PROVIDED),
+            Some(c) if password.as_deref() != Some(c.as_str()) => {
+                errors.add("password_confirm", messages::RETYPE_PASSWORD_MISMATCH)
+            }
+            _ => {}
+        }
+    }
     let mut username = None;
     match &username_raw {
-        None if cfg.username_required && !errors.has("username") => errors.add("username", messages::USERNAME_NOT_PROVIDED),
+        None if cfg.username_required && !errors.has("username") => {
+            errors.add("username", messages::USERNAME_NOT_PROVIDED)
+        }
         None => {}
         Some(raw) => match check_username(cfg, raw) {
             Err(msg) => errors.add("username", msg),
@@ -107,26 +145,18 @@ async fn register_post(ctx: Ctx<'_>, form: FormInput) -> Reply {
             },
         },
     }
-    if password.is_none() && !errors.has("password") {
-        errors.add("password", messages::PASSWORD_NOT_PROVIDED);
-    }
-    if cfg.password_confirm_required && !errors.has("password_confirm") {
-        match &confirm {
-            None => errors.add("password_confirm", messages::PASSWORD_NOT_PROVIDED),
-            Some(c) if password.as_ref().is_some_and(|p| p != c) => {
-                errors.add("password_confirm", messages::RETYPE_PASSWORD_MISMATCH)
-            }
-            _ => {}
-        }
-    }
-    if let (Some(pw), true) = (&password, errors.is_empty()) {
-        let inputs = [email.as_deref().unwrap_or(""), username.as_deref().unwrap_or("")];
-        for e in ctx.password_errors(pw, &inputs).await {
-            errors.add("password", e);
-        }
+    if let Some(n) =
+        text(&form, "next", &mut errors).or_else(|| crate::reply::query_value(ctx.req, "next"))
+        && !super::redirect_allowed(ctx.req, &n)
+    {
+        errors.add("next", messages::INVALID_REDIRECT);
     }
     let (Some(email), Some(password), true) = (email, password, errors.is_empty()) else {
-        return if ctx.json() { Reply::form_errors(&errors) } else { register_page(&ctx, Some(&form), &errors) };
+        return if ctx.json() {
+            Reply::form_errors(&errors)
+        } else {
+            register_page(&ctx, Some(&form), &errors)
+        };
     };
 
     // Generic responses: an existing identity gets a mail, the caller the same
@@ -135,22 +165,42 @@ async fn register_post(ctx: Ctx<'_>, form: FormInput) -> Reply {
         let _ = ctx.state.hash_password(&password).await;
         match &existing_owner {
             Some(owner) => send_existing(&ctx, owner).await,
-            None => send_existing_username(&ctx, &email, username.as_deref().unwrap_or_default()).await,
+            None => {
+                send_existing_username(&ctx, &email, username.as_deref().unwrap_or_default()).await
+            }
         }
-        return if ctx.json() { Reply::ok(ctx.payload(None)) } else { Reply::Redirect(cfg.post_register_view.clone().unwrap_or_else(|| cfg.post_login_view.clone())) };
+        return if ctx.json() {
+            Reply::ok(ctx.payload(None))
+        } else {
+            Reply::Redirect(
+                cfg.post_register_view
+                    .clone()
+                    .unwrap_or_else(|| cfg.post_login_view.clone()),
+            )
+        };
     }
     let Some(hash) = ctx.state.hash_password(&password).await else {
         errors.add("", messages::API_ERROR);
         return Reply::form_errors(&errors);
     };
-    let new = NewUser { email: email.clone(), username, password_hash: Some(hash), active: true, ..Default::default() };
+    let new = NewUser {
+        email: email.clone(),
+        username,
+        password_hash: Some(hash),
+        active: true,
+        ..Default::default()
+    };
     let user = match ds.create_user(new).await {
         Ok(u) => u,
         Err(e) => {
             // Most likely a concurrent registration of the same identity.
             log::warn!("creating user failed: {e}");
             errors.add("email", messages::email_already_associated(&email));
-            return if ctx.json() { Reply::form_errors(&errors) } else { register_page(&ctx, Some(&form), &errors) };
+            return if ctx.json() {
+                Reply::form_errors(&errors)
+            } else {
+                register_page(&ctx, Some(&form), &errors)
+            };
         }
     };
     if cfg.send_register_email {
@@ -164,10 +214,17 @@ async fn register_post(ctx: Ctx<'_>, form: FormInput) -> Reply {
         if cfg.confirmable {
             ctx.flash("success", messages::confirm_registration(&user.email));
         }
-        let to = cfg.post_register_view.clone().unwrap_or_else(|| cfg.post_login_view.clone());
+        let to = cfg
+            .post_register_view
+            .clone()
+            .unwrap_or_else(|| cfg.post_login_view.clone());
         return Reply::Redirect(to);
     }
-    let mut body = ctx.payload(Some(&user));
+    let mut body = if logged_in {
+        ctx.authenticated_payload(&user)
+    } else {
+        ctx.payload(Some(&user))
+    };
     if logged_in {
         body.insert("tf_required".into(), Value::Bool(false));
     }
@@ -180,10 +237,17 @@ async fn send_welcome(ctx: &Ctx<'_>, user: &User) {
     c.insert("user", &user.security_payload());
     if ctx.config().confirmable {
         let token = super::confirm::confirmation_token(ctx.state, user).await;
-        c.insert("confirmation_link", &ctx.external_url(&format!("/confirm/{token}")));
+        c.insert(
+            "confirmation_link",
+            &ctx.external_url(&format!("/confirm/{token}")),
+        );
     }
     let subject = ctx.config().email_subject_register.clone();
-    if let Err(e) = ctx.state.send_mail(&user.email, &subject, "welcome", &c).await {
+    if let Err(e) = ctx
+        .state
+        .send_mail(&user.email, &subject, "welcome", &c)
+        .await
+    {
         log::error!("sending the welcome mail failed: {e}");
     }
 }
@@ -200,9 +264,18 @@ async fn send_existing(ctx: &Ctx<'_>, owner: &User) {
     }
     if cfg.confirmable && owner.confirmed_at.is_none() {
         let token = super::confirm::confirmation_token(ctx.state, owner).await;
-        c.insert("confirmation_link", &ctx.external_url(&format!("/confirm/{token}")));
+        c.insert(
+            "confirmation_link",
+            &ctx.external_url(&format!("/confirm/{token}")),
+        );
     }
-    ctx.mail(&owner.email, &cfg.email_subject_register.clone(), "welcome_existing", &c).await;
+    ctx.mail(
+        &owner.email,
+        &cfg.email_subject_register.clone(),
+        "welcome_existing",
+        &c,
+    )
+    .await;
 }
 
 /// Generic mode: tells the registering address that the username is taken.
@@ -210,5 +283,11 @@ async fn send_existing_username(ctx: &Ctx<'_>, email: &str, username: &str) {
     let mut c = Context::new();
     c.insert("email", email);
     c.insert("username", username);
-    ctx.mail(email, &ctx.config().email_subject_register.clone(), "welcome_existing_username", &c).await;
+    ctx.mail(
+        email,
+        &ctx.config().email_subject_register.clone(),
+        "welcome_existing_username",
+        &c,
+    )
+    .await;
 }

@@ -9,8 +9,8 @@ use super::recover::{hide_account_errors, mail_target};
 use super::register::check_username;
 use super::{Ctx, text};
 use crate::datastore::{Lookup, User, UserField};
-use crate::reply::{FormErrors, FormInput, Reply};
 use crate::messages;
+use crate::reply::{FormErrors, FormInput, Reply};
 
 pub(super) fn change_routes() -> Vec<Route> {
     routes![change_get, change_post]
@@ -34,7 +34,13 @@ async fn change_get(ctx: Ctx<'_>) -> Result<Reply, Status> {
         return Ok(change_page(&ctx, &user, &FormErrors::new()));
     }
     let mut body = ctx.payload(Some(&user));
-    body.insert("current_username".into(), user.username.clone().map(Value::String).unwrap_or(Value::Null));
+    body.insert(
+        "current_username".into(),
+        user.username
+            .clone()
+            .map(Value::String)
+            .unwrap_or(Value::Null),
+    );
     Ok(Reply::ok(body))
 }
 
@@ -62,23 +68,39 @@ async fn change_post(ctx: Ctx<'_>, form: FormInput) -> Result<Reply, Status> {
     let (Some(name), true) = (name, errors.is_empty()) else {
         return Ok(ctx.invalid(&errors, |c, e| change_page(c, &user, e)));
     };
-    let change = vec![(UserField::Username, sea_orm::Value::String(Some(name.clone())))];
+    let change = vec![(
+        UserField::Username,
+        sea_orm::Value::String(Some(name.clone())),
+    )];
     if let Err(e) = ctx.state.datastore.update_user(user.id, change).await {
         log::warn!("changing the username failed: {e}");
         errors.add("username", messages::username_already_associated(&name));
         return Ok(ctx.invalid(&errors, |c, e| change_page(c, &user, e)));
     }
-    let user = User { username: Some(name), ..user };
+    let user = User {
+        username: Some(name),
+        ..user
+    };
     if cfg.send_username_change_email {
         let mut c = Context::new();
         c.insert("email", &user.email);
         c.insert("username", &user.username);
         c.insert("user", &user.security_payload());
-        ctx.mail(&user.email, &cfg.email_subject_username_change_notice.clone(), "change_username_notice", &c).await;
+        ctx.mail(
+            &user.email,
+            &cfg.email_subject_username_change_notice.clone(),
+            "change_username_notice",
+            &c,
+        )
+        .await;
     }
     if !ctx.json() {
         ctx.flash("success", messages::USERNAME_CHANGE);
-        return Ok(Reply::Redirect(cfg.post_change_username_view.clone().unwrap_or_else(|| cfg.post_login_view.clone())));
+        return Ok(Reply::Redirect(
+            cfg.post_change_username_view
+                .clone()
+                .unwrap_or_else(|| cfg.post_login_view.clone()),
+        ));
     }
     Ok(Reply::ok(ctx.payload(Some(&user))))
 }
@@ -94,7 +116,11 @@ async fn recover_get(ctx: Ctx<'_>) -> Reply {
     if crate::auth::current_user(ctx.req).await.is_some() {
         return ctx.anonymous_required();
     }
-    if ctx.json() { Reply::ok(ctx.payload(None)) } else { recover_page(&ctx, &FormErrors::new()) }
+    if ctx.json() {
+        Reply::ok(ctx.payload(None))
+    } else {
+        recover_page(&ctx, &FormErrors::new())
+    }
 }
 
 #[post("/recover-username", data = "<form>")]
@@ -116,7 +142,13 @@ async fn recover_post(ctx: Ctx<'_>, form: FormInput) -> Reply {
         c.insert("email", &u.email);
         c.insert("username", &u.username);
         c.insert("user", &u.security_payload());
-        ctx.mail(&u.email, &ctx.config().email_subject_username_recovery.clone(), "username_recovery", &c).await;
+        ctx.mail(
+            &u.email,
+            &ctx.config().email_subject_username_recovery.clone(),
+            "username_recovery",
+            &c,
+        )
+        .await;
     }
     if ctx.json() {
         return Reply::ok(ctx.payload(None));
