@@ -245,6 +245,7 @@ impl<'r> Responder<'r, 'static> for Reply {
             .unwrap_or_else(|| "private, no-store".into());
         let mut res = Response::build();
         res.header(Header::new("Cache-Control", cache));
+        res.header(Header::new("Vary", "Cookie"));
         match self {
             Reply::Json(status, body) => {
                 let text = envelope(status, body);

@@ -370,3 +370,18 @@ async fn bad_input_gets_an_envelope_not_a_500() {
         );
     }
 }
+
+#[rocket::async_test]
+async fn wrong_method_is_405_with_allow() {
+    let app = app().await;
+    let r = app.client.get("/logout").dispatch().await;
+    assert_eq!(r.status(), Status::MethodNotAllowed);
+    assert_eq!(r.headers().get_one("Allow"), Some("OPTIONS, POST"));
+    let r = app.client.delete("/login").dispatch().await;
+    assert_eq!(r.status(), Status::MethodNotAllowed);
+    let r = app.client.options("/login").dispatch().await;
+    assert_eq!(r.status(), Status::Ok);
+    assert_eq!(r.headers().get_one("Allow"), Some("GET, HEAD, OPTIONS, POST"));
+    // The app's own routes are untouched.
+    assert_eq!(app.client.delete("/api/data").dispatch().await.status(), Status::NotFound);
+}
