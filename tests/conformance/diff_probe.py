@@ -208,6 +208,7 @@ class Ctx:
         self.csrf: dict[str, str | None] = {}
         self.obs: list[tuple[str, str, dict]] = []
         self.vars: dict = {}
+        self.mail_also: set = set()  # extra recipient addresses (e.g. seeded users) whose mails count
 
     # ---- identities -----------------------------------------------------
     def hexid(self, label: str) -> str:
@@ -294,8 +295,25 @@ class Ctx:
         return set(glob.glob(os.path.join(self.maildir, "*.json")))
 
     def _ours(self, d: dict) -> bool:
-        tos = " ".join(d.get("to", []) + d.get("envelope_to", []))
-        return any(h.lower() in tos.lower() for h in self.rnd.values())
+        tos = " ".join(d.get("to", []) + d.get("envelope_to", [])).lower()
+        return any(h.lower() in tos for h in self.rnd.values()) or any(a.lower() in tos for a in self.mail_also)
+
+    def mail_summary(self, m: dict) -> str:
+        """recipient, subject and the links in the bodies (text + html; hosts and tokens masked)."""
+        links = set()
+        for body in (m.get("text") or "", m.get("html") or ""):
+            for u in re.findall(r"https?://[^\s\"'<>]+", body):
+                u = u.replace("&amp;", "&").rstrip(".,;:)")
+                p = urlsplit(u)
+                segs = ["<tok>" if (len(x) >= 20 and re.fullmatch(r"[A-Za-z0-9_\-\.]+", x)) else x
+                        for x in p.path.split("/")]
+                q = [(k, "<tok>" if k in TOKEN_QUERY_KEYS else v) for k, v in parse_qsl(p.query, keep_blank_values=True)]
+                link = self.mask(f"{p.scheme}://{p.netloc}" + "/".join(segs))
+                if q:
+                    link += "?" + "&".join(f"{k}={self.mask(v)}" for k, v in q)
+                links.add(link)
+        out = f"to={self.mask(','.join(m.get('to', [])))} subject={m.get('subject')!r}"
+        return out + f" links={sorted(links)}"
 
     def new_mails(self, before: set, expect: bool):
         """Mails to this run's generated addresses that arrived after ``before``."""
@@ -391,9 +409,7 @@ class Ctx:
         o = self.observe(resp, mask_keys=mask_keys)
         if mail:
             mails = self.new_mails(before, expect=(mail == "expect"))
-            o["mails"] = sorted(
-                f"to={self.mask(','.join(m.get('to', [])))} subject={m.get('subject')!r}" for m in mails
-            )
+            o["mails"] = sorted(self.mail_summary(m) for m in mails)
             self.vars["_last_mails"] = mails
         self.obs.append((step, desc, o))
         self._track_csrf(s, resp)
@@ -595,9 +611,25 @@ def jget(resp, *keys):
 SCENARIOS = []
 
 
-def scenario(fn):
-    SCENARIOS.append(fn)
-    return fn
+# Scenario "pairs": which two apps a scenario runs against.
+#   main      --ref / --target (the standard configuration)
+#   username  --ref-username (a reference started from a copy of reference_app.py with
+#             SECURITY_CHANGE_USERNAME and SECURITY_USERNAME_RECOVERY on) / --target
+#             (the quickstart always enables both)
+#   generic   --ref-generic / --target-generic (both started with FS_GENERIC_RESPONSES=1)
+PAIRS = {
+    "main": ("ref", "target"),
+    "username": ("ref_username", "target"),
+    "generic": ("ref_generic", "target_generic"),
+}
+
+
+def scenario(fn=None, pair="main"):
+    def deco(f):
+        f.pair = pair
+        SCENARIOS.append(f)
+        return f
+    return deco(fn) if fn is not None else deco
 
 
 def login(t, step, s, who, params=None, **kw):
@@ -1440,27 +1472,39 @@ def fmt(v):
 
 def run(args):
     rnd: dict = {}
-    ref = Ctx("reference", args.ref, args.ref_mail, rnd, args.secret_key)
-    tgt = Ctx("target", args.target, args.target_mail, rnd, args.secret_key)
-    for c in (ref, tgt):
+    ctxs: dict = {}
+    for role in ("ref", "target", "ref_username", "ref_generic", "target_generic"):
+        base, mail = getattr(args, role), getattr(args, role + "_mail")
+        if not base:
+            continue
+        c = Ctx(role, base, mail, rnd, args.secret_key)
         try:
             requests.get(c.base + "/login", headers={"Accept": "application/json"}, timeout=10)
         except requests.RequestException as e:
             print(f"cannot reach {c.name} at {c.base}: {e}", file=sys.stderr)
             return 2
-        if not os.path.isdir(c.maildir):
+        if not mail or not os.path.isdir(c.maildir):
             print(f"mail dir of {c.name} does not exist: {c.maildir}", file=sys.stderr)
             return 2
+        ctxs[role] = c
     only = set(filter(None, (args.only or "").split(",")))
     results = []
+    skipped = []
     total_steps = 0
     for fn in SCENARIOS:
         if only and fn.__name__ not in only:
             continue
+        rrole, trole = PAIRS[fn.pair]
+        if rrole not in ctxs or trole not in ctxs:
+            skipped.append((fn.__name__, f"needs --{rrole.replace('_', '-')} and --{trole.replace('_', '-')}"))
+            print(f"[{fn.__name__}] skipped (pair {fn.pair} not given)", file=sys.stderr)
+            continue
+        ref, tgt = ctxs[rrole], ctxs[trole]
         per = {}
-        for c in (ref, tgt):
+        for c, name in ((ref, "reference"), (tgt, "target")):
             c.obs = []
             c.vars = {}
+            c.mail_also = set()
             for sname in list(c.sessions):
                 c.sessions[sname].close()
             c.sessions.clear()
@@ -1470,16 +1514,17 @@ def run(args):
             except Exception as e:  # keep going: report the crash as a step
                 c.obs.append(("<scenario crashed>", "-", {"exception": "".join(
                     traceback.format_exception_only(type(e), e)).strip()}))
-            per[c.name] = list(c.obs)
+            per[name] = list(c.obs)
         diffs = compare(per["reference"], per["target"])
         total_steps += len(per["reference"])
-        results.append((fn.__name__, fn.__doc__, diffs, per))
-        print(f"[{fn.__name__}] steps={len(per['reference'])} differing={len(diffs)}", file=sys.stderr)
+        results.append((fn.__name__, fn.pair, diffs, per))
+        print(f"[{fn.__name__}] pair={fn.pair} steps={len(per['reference'])} differing={len(diffs)}",
+              file=sys.stderr)
         if args.verbose:
             for name in ("reference", "target"):
                 for step, desc, o in per[name]:
                     print(f"  {name} | {step} | {desc}\n      {json.dumps(o, ensure_ascii=False)}", file=sys.stderr)
-    report = render(results, total_steps, args)
+    report = render(results, total_steps, args, skipped)
     if args.report:
         with open(args.report, "w", encoding="utf-8") as fh:
             fh.write(report)
@@ -1496,13 +1541,21 @@ def _triple(key, a, b):
     return (key, json.dumps(a, ensure_ascii=False, sort_keys=True), json.dumps(b, ensure_ascii=False, sort_keys=True))
 
 
-def render(results, total_steps, args):
+def render(results, total_steps, args, skipped=()):
     lines = []
     ndiff = sum(len(d) for _, _, d, _ in results)
     lines.append("# Differential probe: Flask-Security reference vs Rust target")
     lines.append("")
     lines.append("Generated by `tests/conformance/diff_probe.py` (see its docstring for the exact command).")
     lines.append(f"Reference `{args.ref}`, target `{args.target}`: {total_steps} steps, {ndiff} with some difference.")
+    if args.ref_username:
+        lines.append(f"Pair `username`: reference with SECURITY_CHANGE_USERNAME + SECURITY_USERNAME_RECOVERY "
+                     f"`{args.ref_username}` vs target `{args.target}`.")
+    if args.ref_generic:
+        lines.append(f"Pair `generic` (FS_GENERIC_RESPONSES=1 on both): reference `{args.ref_generic}`, "
+                     f"target `{args.target_generic}`.")
+    lines.append("Mails: `to`, `subject` and the links found in the text/html bodies (`<tok>` = token path")
+    lines.append("segment or query value).")
     lines.append("`ref` = reference (Flask-Security 5.9), `tgt` = Rust target. Masked: `<R:label>` = random id of an")
     lines.append("identity generated for this run, `<host>` = the app's host:port, `<str>`/`<token>` = random tokens,")
     lines.append("`<tok>` = token query value in a Location, `<absent>` = field/header/cookie not present,")
@@ -1557,11 +1610,13 @@ def render(results, total_steps, args):
     lines.append("")
     lines.append("## 3. Steps per scenario")
     lines.append("")
-    for scen, doc, diffs, per in results:
+    for scen, pair, diffs, per in results:
         n = len(per["reference"])
         nonperv = sum(1 for step, desc, dl in diffs
                       if any(k != "request" and _triple(k, a, b) not in pervasive for k, a, b in dl))
-        lines.append(f"* {scen}: {n} steps, {nonperv} with non-pervasive differences")
+        lines.append(f"* {scen} (pair {pair}): {n} steps, {nonperv} with non-pervasive differences")
+    for scen, why in skipped:
+        lines.append(f"* {scen}: skipped ({why})")
     lines.append("")
     return "\n".join(lines)
 
@@ -1572,6 +1627,13 @@ def main(argv=None):
     ap.add_argument("--ref-mail", help="mail dir of the reference's SMTP sink")
     ap.add_argument("--target", help="target base URL, e.g. http://127.0.0.1:8320")
     ap.add_argument("--target-mail", help="mail dir of the target's SMTP sink")
+    ap.add_argument("--ref-username", help="reference with SECURITY_CHANGE_USERNAME/USERNAME_RECOVERY on "
+                    "(pair 'username', compared with --target)")
+    ap.add_argument("--ref-username-mail", help="its mail dir")
+    ap.add_argument("--ref-generic", help="reference started with FS_GENERIC_RESPONSES=1 (pair 'generic')")
+    ap.add_argument("--ref-generic-mail", help="its mail dir")
+    ap.add_argument("--target-generic", help="target started with FS_GENERIC_RESPONSES=1 (pair 'generic')")
+    ap.add_argument("--target-generic-mail", help="its mail dir")
     ap.add_argument("--report", help="write the Markdown report here (default: stdout)")
     ap.add_argument("--only", help="comma-separated scenario names")
     ap.add_argument("--list", action="store_true", help="list scenarios and exit")
@@ -1581,7 +1643,7 @@ def main(argv=None):
     args = ap.parse_args(argv)
     if args.list:
         for fn in SCENARIOS:
-            print(fn.__name__)
+            print(f"{fn.__name__}  (pair {fn.pair})")
         return 0
     if not (args.ref and args.ref_mail and args.target and args.target_mail):
         ap.error("--ref, --ref-mail, --target and --target-mail are required")

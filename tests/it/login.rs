@@ -381,7 +381,13 @@ async fn wrong_method_is_405_with_allow() {
     assert_eq!(r.status(), Status::MethodNotAllowed);
     let r = app.client.options("/login").dispatch().await;
     assert_eq!(r.status(), Status::Ok);
-    assert_eq!(r.headers().get_one("Allow"), Some("GET, HEAD, OPTIONS, POST"));
+    assert_eq!(
+        r.headers().get_one("Allow"),
+        Some("GET, HEAD, OPTIONS, POST")
+    );
     // The app's own routes are untouched.
-    assert_eq!(app.client.delete("/api/data").dispatch().await.status(), Status::NotFound);
+    assert_eq!(
+        app.client.delete("/api/data").dispatch().await.status(),
+        Status::NotFound
+    );
 }

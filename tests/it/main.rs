@@ -5,6 +5,7 @@ mod change_email;
 mod changeable;
 mod common;
 mod csrf;
+mod datastore;
 mod fairing;
 mod fresh;
 mod generic;

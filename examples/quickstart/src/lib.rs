@@ -218,8 +218,11 @@ async fn seed(
         if ds.find_user(lookup).await.map_err(ds_err)?.is_some() {
             continue;
         }
-        let hash = passwords
-            .hash_password(password)
+        // Hashing is slow on purpose: keep it off the async executor.
+        let (util, pw) = (passwords.clone(), password.to_string());
+        let hash = rocket::tokio::task::spawn_blocking(move || util.hash_password(&pw))
+            .await
+            .map_err(|e| e.to_string())?
             .map_err(|e| e.to_string())?;
         let new = flask_security_rs::datastore::NewUser {
             email: (*email).into(),

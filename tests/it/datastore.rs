@@ -1,0 +1,141 @@
+//! The datastore admin API (Flask-Security's `UserDatastore` methods).
+
+use flask_security_rs::UserDatastore;
+use flask_security_rs::datastore::{Lookup, NewUser};
+use rocket::http::Status;
+
+use crate::common::*;
+
+#[rocket::async_test]
+async fn roles_permissions_and_activation() {
+    let app = app().await;
+    let state = app
+        .client
+        .rocket()
+        .state::<flask_security_rs::SecurityState>()
+        .expect("state");
+    let ds: &dyn UserDatastore = state.datastore.as_ref();
+    let (email, pw) = app.confirmed_user().await;
+    let user = ds
+        .find_user(Lookup::Email(&email.to_uppercase()))
+        .await
+        .expect("db")
+        .expect("case-insensitive lookup");
+    assert!(user.roles.is_empty());
+
+    let role = format!("editor{}", uuid());
+    let created = ds
+        .find_or_create_role(&role, &["doc-read"])
+        .await
+        .expect("create");
+    let again = ds
+        .find_or_create_role(&role, &["ignored"])
+        .await
+        .expect("find");
+    assert_eq!(created.id, again.id);
+    assert_eq!(again.permissions, vec!["doc-read".to_string()]);
+    ds.add_permissions_to_role(&role, &["doc-write", "doc-read"])
+        .await
+        .expect("add perms");
+    assert!(ds.add_role_to_user(user.id, &role).await.expect("add role"));
+    assert!(
+        !ds.add_role_to_user(user.id, &role)
+            .await
+            .expect("add twice"),
+        "already had it"
+    );
+    assert!(
+        ds.add_role_to_user(user.id, "user")
+            .await
+            .expect("add seeded role")
+    );
+    let loaded = ds
+        .find_user(Lookup::Id(user.id))
+        .await
+        .expect("db")
+        .expect("user");
+    assert!(loaded.has_role(&role) && loaded.has_role("user"));
+    assert_eq!(
+        loaded.permissions().into_iter().collect::<Vec<_>>(),
+        vec!["doc-read", "doc-write", "user-read", "user-write"]
+    );
+
+    // Roles take effect on the next request.
+    assert_eq!(app.login(&email, &pw).await.0, Status::Ok);
+    assert_eq!(app.text("/user-data").await.0, Status::Ok);
+    ds.remove_permissions_from_role(&role, &["doc-read"])
+        .await
+        .expect("remove perm");
+    assert!(
+        ds.remove_role_from_user(user.id, "user")
+            .await
+            .expect("remove role")
+    );
+    assert!(
+        !ds.remove_role_from_user(user.id, "user")
+            .await
+            .expect("remove twice")
+    );
+    assert_eq!(app.get_json("/user-data").await.0, Status::Forbidden);
+    let loaded = ds
+        .find_user(Lookup::Id(user.id))
+        .await
+        .expect("db")
+        .expect("user");
+    assert_eq!(
+        loaded.permissions().into_iter().collect::<Vec<_>>(),
+        vec!["doc-write"]
+    );
+
+    ds.deactivate_user(user.id).await.expect("deactivate");
+    assert_eq!(app.text("/").await.0, Status::Unauthorized);
+    let (s, b) = app.login(&email, &pw).await;
+    assert_eq!(s, Status::BadRequest);
+    assert_eq!(
+        b["field_errors"]["email"],
+        serde_json::json!(["Account is disabled."])
+    );
+    ds.activate_user(user.id).await.expect("activate");
+    assert_eq!(app.login(&email, &pw).await.0, Status::Ok);
+}
+
+#[rocket::async_test]
+async fn create_with_unknown_role_leaves_nothing_behind() {
+    let app = app().await;
+    let state = app
+        .client
+        .rocket()
+        .state::<flask_security_rs::SecurityState>()
+        .expect("state");
+    let ds: &dyn UserDatastore = state.datastore.as_ref();
+    let email = unique_email();
+    let new = NewUser {
+        email: email.clone(),
+        active: true,
+        roles: vec!["no-such-role".into()],
+        ..Default::default()
+    };
+    assert!(ds.create_user(new).await.is_err());
+    assert!(
+        ds.find_user(Lookup::Email(&email))
+            .await
+            .expect("db")
+            .is_none(),
+        "rolled back"
+    );
+    let new = NewUser {
+        email: email.clone(),
+        active: true,
+        roles: vec!["user".into()],
+        ..Default::default()
+    };
+    let user = ds.create_user(new).await.expect("create");
+    assert_eq!(user.fs_uniquifier.len(), 32);
+    ds.delete_user(user.id).await.expect("delete");
+    assert!(
+        ds.find_user(Lookup::Id(user.id))
+            .await
+            .expect("db")
+            .is_none()
+    );
+}
