@@ -219,7 +219,7 @@ async fn seed(
             continue;
         }
         // Hashing is slow on purpose: keep it off the async executor.
-        let (util, pw) = (passwords.clone(), password.to_string());
+        let (util, pw) = (passwords.clone(), String::from(*password));
         let hash = rocket::tokio::task::spawn_blocking(move || util.hash_password(&pw))
             .await
             .map_err(|e| e.to_string())?
