@@ -342,6 +342,7 @@ describe('quickstart HTML flow in headless Chromium', { timeout: 15 * STEP_TIMEO
     username: `browser${id}`,
     password: `First-pass-${id}`,
     newPassword: `Second-pass-${id}`,
+    changedPassword: `Third-pass-${id}`,
   };
 
   const appOutput = () => appOut.join('').split('\n').slice(-60).join('\n');
@@ -629,6 +630,48 @@ describe('quickstart HTML flow in headless Chromium', { timeout: 15 * STEP_TIMEO
 
   step('log in with the new password and see the home page', async () => {
     const { chain } = await logIn(user.newPassword);
+    assertChain(chain, [
+      ['POST', '/login', 302],
+      ['GET', '/', 200],
+    ]);
+    assert.equal((await bodyText()).trim(), `Hello ${user.email}!`);
+  });
+
+  step('change the password while logged in', async () => {
+    const { response } = await goto('/change');
+    assert.equal(response.status(), 200, 'GET /change');
+    const form = await formOnPage('change_password_form', ['password', 'new_password', 'new_password_confirm']);
+    // A wrong current password is refused on the form.
+    let { chain } = await submit(form, {
+      password: 'not-my-password',
+      new_password: user.changedPassword,
+      new_password_confirm: user.changedPassword,
+    });
+    assertChain(chain, [['POST', '/change', 200]]);
+    assert.ok((await fsErrors()).includes('Invalid password'), 'wrong current password reported');
+    const again = await formOnPage('change_password_form', ['password', 'new_password', 'new_password_confirm']);
+    ({ chain } = await submit(again, {
+      password: user.newPassword,
+      new_password: user.changedPassword,
+      new_password_confirm: user.changedPassword,
+    }));
+    assertChain(chain, [
+      ['POST', '/change', 302],
+      ['GET', '/', 200],
+    ]);
+    assert.equal((await bodyText()).trim(), `Hello ${user.email}!`, 'the changing session stays logged in');
+    const notice = await sink.waitFor(
+      (m) => m.to.includes(user.email) && m.subject === 'Your password has been changed',
+      `"Your password has been changed" to ${user.email}`,
+    );
+    saveMail('change-notice-mail', notice);
+  });
+
+  step('only the changed password works afterwards', async () => {
+    let { chain } = await logIn(user.newPassword);
+    assertChain(chain, [['POST', '/login', 200]]);
+    assert.ok((await fsErrors()).includes('Invalid password'), 'the previous password is refused');
+    ({ chain } = await logIn(user.changedPassword));
     assertChain(chain, [
       ['POST', '/login', 302],
       ['GET', '/', 200],

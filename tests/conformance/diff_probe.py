@@ -1409,6 +1409,594 @@ def cookies_and_session(t):
         json_body={"email": USER[0], "password": USER[1]})
 
 
+# ------------------------------------------------------- account lifecycle
+PW = "password123"
+
+
+def mail_token(t, kind):
+    """Token of the first ``/<kind>/<token>`` link in the mails of the last step that collected mails."""
+    for m in t.vars.get("_last_mails", []):
+        for body in (m.get("text") or "", m.get("html") or ""):
+            mm = re.search(r"https?://[^\s\"'<>]+/" + re.escape(kind) + r"/([A-Za-z0-9_\-\.]+)", body)
+            if mm:
+                return mm.group(1)
+    return None
+
+
+def keep_token(t, name, tok):
+    """Remember a token (masked as <ctok_name> in descriptions); a placeholder when the mail had none."""
+    t.vars["ctok_" + name] = tok or f"missing-token-{name}"
+    return t.vars["ctok_" + name]
+
+
+def new_user(t, step, label, password=PW, confirm=True):
+    """Register (with a username) and, unless confirm=False, confirm a fresh user; returns its e-mail."""
+    s = "setup_" + label
+    email, tok = register(t, f"{step}: register {label}", s, label, password=password)
+    if confirm:
+        t.r(f"{step}: confirm {label}", "GET", f"/confirm/{tok}", s=s)
+    return email
+
+
+def login_as(t, step, s, email, password=PW, **kw):
+    return t.r(step, "POST", "/login", s=s, json_body={"email": email, "password": password}, **kw)
+
+
+@scenario
+def reset_request(t):
+    """POST /reset (forgot password): validation, unknown/unconfirmed/disabled users, logged in, forms."""
+    t.mail_also = {USER[0], DISABLED[0]}
+    t.r("GET /reset anon json", "GET", "/reset", s="a")
+    t.r("GET /reset anon html", "GET", "/reset", s="a", accept="html")
+    for i, (name, body) in enumerate([
+        ("{} missing email", {}),
+        ("empty email", {"email": ""}),
+        ("malformed email", {"email": "not-an-email"}),
+        ("email without tld", {"email": "a@b"}),
+        ("email list", {"email": [USER[0]]}),
+        ("email int", {"email": 5}),
+        ("email null", {"email": None}),
+        ("unknown email", {"email": "nosuch@example.com"}),
+        ("username instead of email", {"email": "user"}),
+        ("username key", {"username": "user"}),
+        ("disabled user", {"email": DISABLED[0]}),
+    ]):
+        t.r(f"POST /reset {name}", "POST", "/reset", s=f"v{i}", json_body=body, mail="check")
+    t.r("POST /reset invalid JSON", "POST", "/reset", s="raw", raw="{bad json")
+    t.r("POST /reset seeded user", "POST", "/reset", s="seed", json_body={"email": USER[0]}, mail="expect")
+    t.note("seeded user reset mail has a /reset/<token> link", "mail body",
+           mail_token(t, "reset") is not None)
+    t.r("POST /reset seeded user uppercase", "POST", "/reset", s="seed2", json_body={"email": USER[0].upper()},
+        mail="expect")
+    t.r("POST /reset seeded user with spaces", "POST", "/reset", s="seed3", json_body={"email": " " + USER[0] + " "},
+        mail="check")
+    t.r("POST /reset seeded user ?include_auth_token", "POST", "/reset", s="seed4", params={"include_auth_token": ""},
+        json_body={"email": USER[0]}, mail="expect")
+    # unconfirmed
+    unc = new_user(t, "setup", "rqunc", confirm=False)
+    t.r("POST /reset unconfirmed user", "POST", "/reset", s="u1", json_body={"email": unc}, mail="check")
+    t.r("POST /reset unconfirmed user html form", "POST", "/reset", s="u2", accept="html",
+        data={"email": unc}, mail="check")
+    # fresh confirmed user
+    em = new_user(t, "setup", "rqok")
+    t.r("POST /reset fresh user uppercase", "POST", "/reset", s="f1", json_body={"email": em.upper()}, mail="expect")
+    t.r("POST /reset fresh user", "POST", "/reset", s="f2", json_body={"email": em}, mail="expect")
+    # logged in
+    login_as(t, "login fresh user", "li", em)
+    t.r("POST /reset logged in, own email (csrf ok)", "POST", "/reset", s="li", json_body={"email": em},
+        mail="expect")
+    t.r("POST /reset logged in, no CSRF", "POST", "/reset", s="li", csrf=False, json_body={"email": em},
+        mail="check")
+    t.r("POST /reset logged in, other user's email", "POST", "/reset", s="li", json_body={"email": USER[0]},
+        mail="check")
+    t.r("POST /reset logged in, {}", "POST", "/reset", s="li", json_body={}, mail="check")
+    t.r("GET /reset logged in json", "GET", "/reset", s="li")
+    t.r("GET /reset logged in html", "GET", "/reset", s="li", accept="html")
+    t.r("GET /api/data still logged in after /reset", "GET", "/api/data", s="li")
+    # forms
+    t.r("POST /reset form html success", "POST", "/reset", s="h1", accept="html", data={"email": em}, mail="expect")
+    t.r("POST /reset form html unknown", "POST", "/reset", s="h2", accept="html",
+        data={"email": "nosuch@example.com"}, mail="check")
+    t.r("POST /reset form html malformed", "POST", "/reset", s="h3", accept="html", data={"email": "bad"})
+    t.r("POST /reset form html empty", "POST", "/reset", s="h4", accept="html", data={"email": ""})
+    t.r("POST /reset form body Accept json", "POST", "/reset", s="h5", data={"email": em}, mail="expect")
+    t.r("POST /reset form html logged in with csrf_token", "POST", "/reset", s="li", accept="html", csrf=False,
+        data={"email": em, "csrf_token": t.csrf.get("li") or ""}, mail="expect")
+    t.r("POST /reset form html disabled", "POST", "/reset", s="h6", accept="html", data={"email": DISABLED[0]},
+        mail="check")
+    t.r("POST /reset token-authenticated", "POST", "/reset", s="tk",
+        headers={"X-Auth-Token": "garbage-token"}, json_body={"email": em}, mail="check")
+
+
+@scenario
+def reset_token(t):
+    """GET/POST /reset/<token>: valid, invalid, used, superseded, validation, forms, logged in."""
+    em = new_user(t, "setup", "rta")
+    t.r("POST /reset rta (token 1)", "POST", "/reset", s="a", json_body={"email": em}, mail="expect")
+    tok1 = keep_token(t, "reset1", mail_token(t, "reset"))
+    t.r("POST /reset rta (token 2)", "POST", "/reset", s="a", json_body={"email": em}, mail="expect")
+    tok2 = keep_token(t, "reset2", mail_token(t, "reset"))
+    t.note("two reset tokens differ", "compare", tok1 != tok2)
+    t.r("GET /reset/<garbage> json", "GET", "/reset/not-a-real-token", s="g")
+    t.r("GET /reset/<garbage> html", "GET", "/reset/not-a-real-token", s="g", accept="html")
+    t.r("GET /reset/<tampered> json", "GET", "/reset/" + tamper(tok1), s="g")
+    t.r("GET /reset/<confirm-style garbage with dots>", "GET", "/reset/abc.def.ghi", s="g")
+    t.r("GET /reset/<token1> json", "GET", f"/reset/{tok1}", s="g")
+    t.r("GET /reset/<token1> html", "GET", f"/reset/{tok1}", s="g", accept="html")
+    t.r("GET /reset/<token1> Accept */*", "GET", f"/reset/{tok1}", s="g", accept="any")
+    t.r("POST /reset/<garbage> json", "POST", "/reset/not-a-real-token", s="p",
+        json_body={"password": "newpass123", "password_confirm": "newpass123"})
+    t.r("POST /reset/<garbage> form html", "POST", "/reset/not-a-real-token", s="p", accept="html",
+        data={"password": "newpass123", "password_confirm": "newpass123"})
+    t.r("POST /reset/<tampered> json", "POST", "/reset/" + tamper(tok1), s="p",
+        json_body={"password": "newpass123", "password_confirm": "newpass123"})
+    t.r("POST /reset/<garbage> json invalid body", "POST", "/reset/not-a-real-token", s="p", json_body={})
+    for i, (name, body) in enumerate([
+        ("{} missing fields", {}),
+        ("password only", {"password": "newpass123"}),
+        ("password_confirm only", {"password_confirm": "newpass123"}),
+        ("mismatch", {"password": "newpass123", "password_confirm": "newpass124"}),
+        ("short", {"password": "abc", "password_confirm": "abc"}),
+        ("blank", {"password": "", "password_confirm": ""}),
+        ("whitespace only", {"password": "        ", "password_confirm": "        "}),
+        ("password int", {"password": 12345678, "password_confirm": 12345678}),
+        ("password list", {"password": ["newpass123"], "password_confirm": ["newpass123"]}),
+        ("password null", {"password": None, "password_confirm": None}),
+        ("password_confirm int", {"password": "12345678", "password_confirm": 12345678}),
+        ("same as current password", {"password": PW, "password_confirm": PW}),
+        ("129 chars", {"password": "x" * 129, "password_confirm": "x" * 129}),
+        ("password = email", {"password": em, "password_confirm": em}),
+    ]):
+        t.r(f"POST /reset/<token1> {name}", "POST", f"/reset/{tok1}", s=f"v{i}", json_body=body, mail="check")
+    t.r("POST /reset/<token1> invalid JSON", "POST", f"/reset/{tok1}", s="raw", raw="{bad")
+    t.r("POST /reset/<token1> form html mismatch", "POST", f"/reset/{tok1}", s="h", accept="html",
+        data={"password": "newpass123", "password_confirm": "other12345"})
+    t.r("POST /reset/<token1> form html short", "POST", f"/reset/{tok1}", s="h", accept="html",
+        data={"password": "abc", "password_confirm": "abc"})
+    t.r("POST /reset/<token1> valid", "POST", f"/reset/{tok1}", s="ok",
+        json_body={"password": "newpass123", "password_confirm": "newpass123"}, mail="expect")
+    t.r("GET /api/data after reset (no auto-login)", "GET", "/api/data", s="ok")
+    t.r("POST /reset/<token1> used", "POST", f"/reset/{tok1}", s="ok",
+        json_body={"password": "newpass456", "password_confirm": "newpass456"}, mail="check")
+    t.r("GET /reset/<token1> used", "GET", f"/reset/{tok1}", s="ok")
+    t.r("GET /reset/<token1> used html", "GET", f"/reset/{tok1}", s="ok", accept="html")
+    t.r("GET /reset/<token2> superseded (password changed)", "GET", f"/reset/{tok2}", s="ok")
+    t.r("POST /reset/<token2> superseded", "POST", f"/reset/{tok2}", s="ok",
+        json_body={"password": "newpass456", "password_confirm": "newpass456"}, mail="check")
+    login_as(t, "POST /login rta old password", "l1", em, PW)
+    login_as(t, "POST /login rta new password", "l2", em, "newpass123")
+    # html form success
+    t.r("POST /reset rta (token 3)", "POST", "/reset", s="a", json_body={"email": em}, mail="expect")
+    tok3 = keep_token(t, "reset3", mail_token(t, "reset"))
+    t.r("POST /reset/<token3> form html valid", "POST", f"/reset/{tok3}", s="h3", accept="html",
+        data={"password": "newpass789", "password_confirm": "newpass789"}, mail="expect")
+    t.r("GET /api/data after html reset", "GET", "/api/data", s="h3")
+    t.r("POST /reset/<token3> form html used", "POST", f"/reset/{tok3}", s="h3", accept="html",
+        data={"password": "newpass000", "password_confirm": "newpass000"})
+    # reset while another user is logged in
+    login(t, "session S: login user", "S", USER)
+    t.r("POST /reset rta (token 4)", "POST", "/reset", s="a", json_body={"email": em}, mail="expect")
+    tok4 = keep_token(t, "reset4", mail_token(t, "reset"))
+    t.r("session S: GET /reset/<token4>", "GET", f"/reset/{tok4}", s="S")
+    t.r("session S: POST /reset/<token4> no CSRF", "POST", f"/reset/{tok4}", s="S", csrf=False,
+        json_body={"password": "newpass999", "password_confirm": "newpass999"}, mail="check")
+    t.r("session S: POST /reset/<token4> with CSRF ?include_auth_token", "POST", f"/reset/{tok4}", s="S",
+        params={"include_auth_token": ""},
+        json_body={"password": "newpass999", "password_confirm": "newpass999"}, mail="check")
+    t.r("session S: GET /api/data after", "GET", "/api/data", s="S")
+    login_as(t, "POST /login rta after token4", "l3", em, "newpass999")
+    # user sessions after a reset
+    em2 = new_user(t, "setup", "rtb")
+    login_as(t, "session B: login rtb", "B", em2)
+    r = login_as(t, "login rtb ?include_auth_token", "Bt", em2, params={"include_auth_token": ""})
+    t.vars["token"] = jget(r, "response", "user", "authentication_token") or "missing-token"
+    t.r("POST /reset rtb", "POST", "/reset", s="a", json_body={"email": em2}, mail="expect")
+    tok5 = keep_token(t, "reset5", mail_token(t, "reset"))
+    t.r("POST /reset/<token5> valid", "POST", f"/reset/{tok5}", s="x",
+        json_body={"password": "newpass123", "password_confirm": "newpass123"}, mail="expect")
+    t.r("session B: GET /api/data after password reset", "GET", "/api/data", s="B")
+    t.r("auth token issued before reset: GET /api/protected", "GET", "/api/protected", s="y",
+        headers={"X-Auth-Token": t.vars["token"]}, mask_keys=("message", "user_id"))
+    # unknown-user token shape: a reset token of a user that was deleted is not testable; other users' tokens are.
+    t.r("PUT /reset/<garbage>", "PUT", "/reset/x", s="m", json_body={})
+
+
+@scenario
+def change_password(t):
+    """GET/POST /change: validation, success, include_auth_token, token auth, sessions, HTML form."""
+    t.r("GET /change anon json", "GET", "/change", s="anon")
+    t.r("GET /change anon html", "GET", "/change", s="anon", accept="html")
+    t.r("POST /change anon json", "POST", "/change", s="anon",
+        json_body={"password": PW, "new_password": "newpass123", "new_password_confirm": "newpass123"})
+    t.r("POST /change anon html form", "POST", "/change", s="anon", accept="html",
+        data={"password": PW, "new_password": "newpass123", "new_password_confirm": "newpass123"})
+    em = new_user(t, "setup", "cpa")
+    cur = PW
+    login_as(t, "login cpa", "a", em)
+    t.r("GET /change json", "GET", "/change", s="a")
+    t.r("GET /change html", "GET", "/change", s="a", accept="html")
+    for i, (name, body) in enumerate([
+        ("{} missing fields", {}),
+        ("missing current password", {"new_password": "newpass123", "new_password_confirm": "newpass123"}),
+        ("missing new_password", {"password": cur, "new_password_confirm": "newpass123"}),
+        ("missing new_password_confirm", {"password": cur, "new_password": "newpass123"}),
+        ("wrong current password", {"password": "wrongpw1", "new_password": "newpass123",
+                                    "new_password_confirm": "newpass123"}),
+        ("same as old", {"password": cur, "new_password": cur, "new_password_confirm": cur}),
+        ("short new password", {"password": cur, "new_password": "abc", "new_password_confirm": "abc"}),
+        ("mismatch", {"password": cur, "new_password": "newpass123", "new_password_confirm": "newpass124"}),
+        ("empty strings", {"password": "", "new_password": "", "new_password_confirm": ""}),
+        ("whitespace-only new", {"password": cur, "new_password": "        ", "new_password_confirm": "        "}),
+        ("current password int", {"password": 12345678, "new_password": "newpass123",
+                                  "new_password_confirm": "newpass123"}),
+        ("new password int", {"password": cur, "new_password": 12345678, "new_password_confirm": 12345678}),
+        ("new password list", {"password": cur, "new_password": ["newpass123"],
+                               "new_password_confirm": ["newpass123"]}),
+        ("wrong current + short new", {"password": "wrongpw1", "new_password": "abc", "new_password_confirm": "abc"}),
+        ("wrong current + same as old", {"password": "wrongpw1", "new_password": cur, "new_password_confirm": cur}),
+        ("new password = email", {"password": cur, "new_password": em, "new_password_confirm": em}),
+    ]):
+        t.r(f"POST /change {name}", "POST", "/change", s="a", json_body=body, mail="check")
+    t.r("POST /change invalid JSON", "POST", "/change", s="a", raw="{bad")
+    t.r("POST /change no CSRF", "POST", "/change", s="a", csrf=False,
+        json_body={"password": cur, "new_password": "newpass123", "new_password_confirm": "newpass123"})
+    t.r("POST /change garbage CSRF", "POST", "/change", s="a", csrf="garbage",
+        json_body={"password": cur, "new_password": "newpass123", "new_password_confirm": "newpass123"})
+    login_as(t, "session B: login cpa (other client)", "B", em)
+    t.r("POST /change valid", "POST", "/change", s="a",
+        json_body={"password": cur, "new_password": "newpass123", "new_password_confirm": "newpass123"},
+        mail="expect")
+    cur = "newpass123"
+    t.r("GET /api/data same session after change", "GET", "/api/data", s="a")
+    t.r("session B: GET /api/data after change in another session", "GET", "/api/data", s="B")
+    login_as(t, "POST /login old password after change", "l1", em, PW)
+    login_as(t, "POST /login new password after change", "l2", em, cur)
+    t.r("POST /change valid ?include_auth_token", "POST", "/change", s="a", params={"include_auth_token": ""},
+        json_body={"password": cur, "new_password": "newpass456", "new_password_confirm": "newpass456"},
+        mail="expect")
+    cur = "newpass456"
+    t.r("POST /change valid body include_auth_token", "POST", "/change", s="a",
+        json_body={"password": cur, "new_password": "newpass457", "new_password_confirm": "newpass457",
+                   "include_auth_token": True}, mail="check")
+    # which password is current now depends on the step above (include_auth_token in the body): ask the app
+    r = login_as(t, "POST /login with newpass457", "l3", em, "newpass457")
+    if r is not None and r.status_code == 200:
+        cur = "newpass457"
+    # token-authenticated (no session cookie, no CSRF)
+    r = login_as(t, "login cpa ?include_auth_token", "tk", em, cur, params={"include_auth_token": ""})
+    tok = jget(r, "response", "user", "authentication_token") or "missing-token"
+    t.vars["token"] = tok
+    t.r("GET /change token-authenticated", "GET", "/change", s="t1", headers={"X-Auth-Token": tok})
+    t.r("POST /change token-authenticated wrong current, no CSRF", "POST", "/change", s="t2",
+        headers={"X-Auth-Token": tok},
+        json_body={"password": "wrongpw1", "new_password": "tokpass123", "new_password_confirm": "tokpass123"})
+    t.r("POST /change token-authenticated valid, no CSRF", "POST", "/change", s="t3",
+        headers={"X-Auth-Token": tok},
+        json_body={"password": cur, "new_password": "tokpass123", "new_password_confirm": "tokpass123"},
+        mail="check")
+    r = login_as(t, "POST /login with tokpass123", "l4", em, "tokpass123")
+    if r is not None and r.status_code == 200:
+        cur = "tokpass123"
+    t.r("GET /api/protected old token after password change", "GET", "/api/protected", s="t4",
+        headers={"X-Auth-Token": tok}, mask_keys=("message", "user_id"))
+    # HTML form
+    login_as(t, "login cpa (html session)", "h", em, cur)
+    t.r("GET /change html (h)", "GET", "/change", s="h", accept="html")
+    csrf_h = t.csrf.get("h") or ""
+    t.r("POST /change form html wrong current", "POST", "/change", s="h", accept="html", csrf=False,
+        data={"password": "wrongpw1", "new_password": "formpass123", "new_password_confirm": "formpass123",
+              "csrf_token": csrf_h})
+    t.r("POST /change form html mismatch", "POST", "/change", s="h", accept="html", csrf=False,
+        data={"password": cur, "new_password": "formpass123", "new_password_confirm": "formpass124",
+              "csrf_token": t.csrf.get("h") or ""})
+    t.r("POST /change form html no csrf_token", "POST", "/change", s="h", accept="html", csrf=False,
+        data={"password": cur, "new_password": "formpass123", "new_password_confirm": "formpass123"})
+    t.r("POST /change form html valid", "POST", "/change", s="h", accept="html", csrf=False,
+        data={"password": cur, "new_password": "formpass123", "new_password_confirm": "formpass123",
+              "csrf_token": t.csrf.get("h") or ""}, mail="check")
+    t.r("GET / html after form change", "GET", "/", s="h", accept="html")
+    t.r("POST /change form html ?next=/user-data", "POST", "/change", s="h", accept="html", csrf=False,
+        params={"next": "/user-data"},
+        data={"password": "formpass123", "new_password": "formpass456", "new_password_confirm": "formpass456",
+              "csrf_token": t.csrf.get("h") or ""}, mail="check")
+    t.r("PUT /change", "PUT", "/change", s="h", json_body={})
+
+
+@scenario
+def change_email(t):
+    """GET/POST /change-email and GET /change-email/<token>."""
+    t.r("GET /change-email anon json", "GET", "/change-email", s="anon")
+    t.r("GET /change-email anon html", "GET", "/change-email", s="anon", accept="html")
+    t.r("POST /change-email anon json", "POST", "/change-email", s="anon", json_body={"email": t.email("ceanon")},
+        mail="check")
+    em = new_user(t, "setup", "cea")
+    login_as(t, "login cea", "a", em)
+    t.r("GET /change-email json", "GET", "/change-email", s="a")
+    t.r("GET /change-email html", "GET", "/change-email", s="a", accept="html")
+    for i, (name, body) in enumerate([
+        ("{} missing", {}),
+        ("empty email", {"email": ""}),
+        ("invalid email", {"email": "not-an-email"}),
+        ("email without tld", {"email": "a@b"}),
+        ("email list", {"email": [t.email("celist")]}),
+        ("email int", {"email": 5}),
+        ("existing (seeded user)", {"email": USER[0]}),
+        ("existing uppercase variant", {"email": USER[0].upper()}),
+        ("existing disabled user", {"email": DISABLED[0]}),
+        ("same as current", {"email": em}),
+        ("same as current uppercase", {"email": em.upper()}),
+        ("with surrounding spaces", {"email": "  " + t.email("cespc") + "  "}),
+    ]):
+        t.r(f"POST /change-email {name}", "POST", "/change-email", s="a", json_body=body, mail="check")
+    t.r("POST /change-email invalid JSON", "POST", "/change-email", s="a", raw="{bad")
+    t.r("POST /change-email no CSRF", "POST", "/change-email", s="a", csrf=False,
+        json_body={"email": t.email("cenocsrf")}, mail="check")
+    new1 = t.email("ceb")
+    t.r("POST /change-email valid", "POST", "/change-email", s="a", json_body={"email": new1}, mail="expect")
+    tok1 = keep_token(t, "ce1", mail_token(t, "change-email"))
+    new2 = t.email("cec")
+    t.r("POST /change-email valid uppercase new address", "POST", "/change-email", s="a",
+        json_body={"email": new2.upper()}, mail="expect")
+    tok2 = keep_token(t, "ce2", mail_token(t, "change-email"))
+    t.r("POST /change-email valid ?include_auth_token", "POST", "/change-email", s="a",
+        params={"include_auth_token": ""}, json_body={"email": t.email("ced")}, mail="expect")
+    t.r("GET /change-email/<garbage> json", "GET", "/change-email/not-a-real-token", s="g")
+    t.r("GET /change-email/<garbage> html", "GET", "/change-email/not-a-real-token", s="g", accept="html")
+    t.r("GET /change-email/<tampered>", "GET", "/change-email/" + tamper(tok1), s="g")
+    t.r("POST /change-email/<token1> (GET only?)", "POST", f"/change-email/{tok1}", s="g", json_body={})
+    t.r("GET /change-email/<token1> anon", "GET", f"/change-email/{tok1}", s="g")
+    t.r("GET /api/data anon after confirming change (no auto-login)", "GET", "/api/data", s="g")
+    t.r("GET /change-email/<token1> reused", "GET", f"/change-email/{tok1}", s="g")
+    t.r("GET /change-email/<token1> reused html", "GET", f"/change-email/{tok1}", s="g", accept="html")
+    t.r("GET /change-email/<token2> (issued for the old address)", "GET", f"/change-email/{tok2}", s="g")
+    t.r("session a: GET /api/data after own email changed", "GET", "/api/data", s="a")
+    t.r("session a: GET /change-email json after change", "GET", "/change-email", s="a")
+    login_as(t, "POST /login old address", "l1", em)
+    login_as(t, "POST /login new address", "l2", new1)
+    login_as(t, "POST /login new address uppercase", "l3", new1.upper())
+    # the requested address gets taken before the link is used
+    em2 = new_user(t, "setup", "cee")
+    login_as(t, "login cee", "b", em2)
+    taken = t.email("cef")
+    t.r("POST /change-email cee -> cef", "POST", "/change-email", s="b", json_body={"email": taken}, mail="expect")
+    tok3 = keep_token(t, "ce3", mail_token(t, "change-email"))
+    register(t, "register cef (takes the address)", "r", "cef")
+    t.r("GET /change-email/<token3> address taken meanwhile", "GET", f"/change-email/{tok3}", s="g")
+    # the link is used in a session of another user
+    t.r("POST /change-email cee -> ceg", "POST", "/change-email", s="b", json_body={"email": t.email("ceg")},
+        mail="expect")
+    tok4 = keep_token(t, "ce4", mail_token(t, "change-email"))
+    login(t, "session S: login user", "S", USER)
+    t.r("session S: GET /change-email/<token4> html", "GET", f"/change-email/{tok4}", s="S", accept="html")
+    t.r("session S: GET /api/data after", "GET", "/api/data", s="S")
+    # token-authenticated, HTML form
+    r = login_as(t, "login cee ?include_auth_token", "tk", t.email("ceg"), params={"include_auth_token": ""})
+    tok = jget(r, "response", "user", "authentication_token") or "missing-token"
+    t.vars["token"] = tok
+    t.r("GET /change-email token-authenticated", "GET", "/change-email", s="t1", headers={"X-Auth-Token": tok})
+    t.r("POST /change-email token-authenticated, no CSRF", "POST", "/change-email", s="t2",
+        headers={"X-Auth-Token": tok}, json_body={"email": t.email("ceh")}, mail="check")
+    login_as(t, "login cee (html session)", "h", t.email("ceg"))
+    t.r("GET /change-email html (h)", "GET", "/change-email", s="h", accept="html")
+    t.r("POST /change-email form html existing", "POST", "/change-email", s="h", accept="html", csrf=False,
+        data={"email": USER[0], "csrf_token": t.csrf.get("h") or ""}, mail="check")
+    t.r("POST /change-email form html invalid", "POST", "/change-email", s="h", accept="html", csrf=False,
+        data={"email": "bad", "csrf_token": t.csrf.get("h") or ""})
+    t.r("POST /change-email form html no csrf_token", "POST", "/change-email", s="h", accept="html", csrf=False,
+        data={"email": t.email("cei")})
+    t.r("POST /change-email form html valid", "POST", "/change-email", s="h", accept="html", csrf=False,
+        data={"email": t.email("cej"), "csrf_token": t.csrf.get("h") or ""}, mail="expect")
+    tok5 = keep_token(t, "ce5", mail_token(t, "change-email"))
+    t.r("GET /change-email/<token5> html", "GET", f"/change-email/{tok5}", s="h", accept="html")
+    t.r("GET / html after change via link", "GET", "/", s="h", accept="html")
+    t.r("GET /change-email/ (empty token)", "GET", "/change-email/", s="g")
+
+
+@scenario(pair="username")
+def change_username(t):
+    """GET/POST /change-username (pair 'username')."""
+    t.r("GET /change-username anon json", "GET", "/change-username", s="anon")
+    t.r("GET /change-username anon html", "GET", "/change-username", s="anon", accept="html")
+    t.r("POST /change-username anon", "POST", "/change-username", s="anon", json_body={"username": "whatever1"})
+    em = new_user(t, "setup", "cua")
+    login_as(t, "login cua", "a", em)
+    t.r("GET /change-username json", "GET", "/change-username", s="a")
+    t.r("GET /change-username html", "GET", "/change-username", s="a", accept="html")
+    for i, (name, body) in enumerate([
+        ("{} missing", {}),
+        ("empty", {"username": ""}),
+        ("too short", {"username": "abc"}),
+        ("33 chars", {"username": "a" * 33}),
+        ("symbols", {"username": "ab_cd!"}),
+        ("space", {"username": "ab cd ef"}),
+        ("int", {"username": 12345}),
+        ("existing admin", {"username": "admin"}),
+        ("existing ADMIN (case)", {"username": "ADMIN"}),
+        ("same as current", {"username": t.uname("cua")}),
+        ("same as current uppercase", {"username": t.uname("cua").upper()}),
+        ("email-like", {"username": "a@b.com"}),
+    ]):
+        t.r(f"POST /change-username {name}", "POST", "/change-username", s="a", json_body=body, mail="check")
+    t.r("POST /change-username no CSRF", "POST", "/change-username", s="a", csrf=False,
+        json_body={"username": t.uname("cub")})
+    t.r("POST /change-username valid", "POST", "/change-username", s="a", json_body={"username": t.uname("cub")},
+        mail="check")
+    t.r("POST /login by new username", "POST", "/login", s="l1",
+        json_body={"username": t.uname("cub"), "password": PW})
+    t.r("POST /login by old username", "POST", "/login", s="l2",
+        json_body={"username": t.uname("cua"), "password": PW})
+    t.r("POST /change-username form html valid", "POST", "/change-username", s="a", accept="html", csrf=False,
+        data={"username": t.uname("cuc"), "csrf_token": t.csrf.get("a") or ""}, mail="check")
+    t.r("POST /change-username form html invalid", "POST", "/change-username", s="a", accept="html", csrf=False,
+        data={"username": "x!", "csrf_token": t.csrf.get("a") or ""})
+    r = login_as(t, "login cua ?include_auth_token", "tk", em, params={"include_auth_token": ""})
+    tok = jget(r, "response", "user", "authentication_token") or "missing-token"
+    t.vars["token"] = tok
+    t.r("POST /change-username token-authenticated, no CSRF", "POST", "/change-username", s="t1",
+        headers={"X-Auth-Token": tok}, json_body={"username": t.uname("cud")}, mail="check")
+
+
+@scenario(pair="username")
+def recover_username(t):
+    """GET/POST /recover-username (pair 'username')."""
+    t.mail_also = {USER[0], DISABLED[0]}
+    t.r("GET /recover-username json", "GET", "/recover-username", s="a")
+    t.r("GET /recover-username html", "GET", "/recover-username", s="a", accept="html")
+    for i, (name, body) in enumerate([
+        ("{} missing", {}),
+        ("empty", {"email": ""}),
+        ("malformed", {"email": "not-an-email"}),
+        ("unknown", {"email": "nosuch@example.com"}),
+        ("email int", {"email": 5}),
+        ("disabled", {"email": DISABLED[0]}),
+        ("seeded user", {"email": USER[0]}),
+        ("seeded user uppercase", {"email": USER[0].upper()}),
+    ]):
+        t.r(f"POST /recover-username {name}", "POST", "/recover-username", s=f"v{i}", json_body=body, mail="check")
+    unc = new_user(t, "setup", "ruunc", confirm=False)
+    t.r("POST /recover-username unconfirmed", "POST", "/recover-username", s="u", json_body={"email": unc},
+        mail="check")
+    em = new_user(t, "setup", "rua")
+    t.r("POST /recover-username fresh user", "POST", "/recover-username", s="f", json_body={"email": em},
+        mail="expect")
+    mails = t.vars.get("_last_mails", [])
+    t.note("recovery mail contains the username", "mail text",
+           any(t.uname("rua").lower() in (m.get("text") or "").lower() for m in mails))
+    login_as(t, "login rua", "li", em)
+    t.r("POST /recover-username logged in", "POST", "/recover-username", s="li", json_body={"email": em},
+        mail="check")
+    t.r("POST /recover-username logged in no CSRF", "POST", "/recover-username", s="li", csrf=False,
+        json_body={"email": em}, mail="check")
+    t.r("POST /recover-username form html success", "POST", "/recover-username", s="h", accept="html",
+        data={"email": em}, mail="check")
+    t.r("POST /recover-username form html unknown", "POST", "/recover-username", s="h2", accept="html",
+        data={"email": "nosuch@example.com"}, mail="check")
+
+
+# ------------------------------------------------- generic responses (pair)
+@scenario(pair="generic")
+def generic_login(t):
+    """Login failures with SECURITY_RETURN_GENERIC_RESPONSES."""
+    unc = new_user(t, "setup", "glunc", confirm=False)
+    for i, (name, body) in enumerate([
+        ("wrong password", {"email": USER[0], "password": "wrongpw"}),
+        ("unknown email", {"email": "nosuch@example.com", "password": "whatever1"}),
+        ("unknown username", {"username": "nosuchuser", "password": "whatever1"}),
+        ("username wrong password", {"username": "user", "password": "wrongpw"}),
+        ("disabled right password", {"email": DISABLED[0], "password": DISABLED[1]}),
+        ("disabled wrong password", {"email": DISABLED[0], "password": "wrongpw"}),
+        ("unconfirmed right password", {"email": unc, "password": PW}),
+        ("unconfirmed wrong password", {"email": unc, "password": "wrongpw"}),
+        ("empty {}", {}),
+        ("empty password", {"email": USER[0], "password": ""}),
+        ("malformed email", {"email": "not-an-email", "password": "whatever1"}),
+        ("success", {"email": USER[0], "password": USER[1]}),
+    ]):
+        t.r(f"POST /login {name}", "POST", "/login", s=f"v{i}", json_body=body)
+    t.r("form login wrong password html", "POST", "/login", s="h1", accept="html",
+        data={"email": USER[0], "password": "wrongpw"})
+    t.r("form login unknown html", "POST", "/login", s="h2", accept="html",
+        data={"email": "nosuch@example.com", "password": "whatever1"})
+
+
+@scenario(pair="generic")
+def generic_reset_confirm(t):
+    """/reset and /confirm with generic responses, and the mails sent."""
+    t.mail_also = {USER[0], DISABLED[0]}
+    unc = new_user(t, "setup", "grunc", confirm=False)
+    em = new_user(t, "setup", "grok")
+    for i, (name, body, mail) in enumerate([
+        ("unknown", {"email": "nosuch@example.com"}, "check"),
+        ("known confirmed", {"email": em}, "expect"),
+        ("known uppercase", {"email": em.upper()}, "expect"),
+        ("unconfirmed", {"email": unc}, "check"),
+        ("disabled", {"email": DISABLED[0]}, "check"),
+        ("malformed", {"email": "not-an-email"}, "check"),
+        ("empty", {"email": ""}, "check"),
+        ("{}", {}, "check"),
+    ]):
+        t.r(f"POST /reset {name}", "POST", "/reset", s=f"r{i}", json_body=body, mail=mail)
+    t.r("POST /reset form html unknown", "POST", "/reset", s="rh1", accept="html",
+        data={"email": "nosuch@example.com"}, mail="check")
+    t.r("POST /reset form html known", "POST", "/reset", s="rh2", accept="html", data={"email": em}, mail="expect")
+    for i, (name, body, mail) in enumerate([
+        ("unknown", {"email": "nosuch@example.com"}, "check"),
+        ("already confirmed (seeded)", {"email": USER[0]}, "check"),
+        ("already confirmed (fresh)", {"email": em}, "check"),
+        ("unconfirmed", {"email": unc}, "expect"),
+        ("disabled", {"email": DISABLED[0]}, "check"),
+        ("malformed", {"email": "not-an-email"}, "check"),
+        ("{}", {}, "check"),
+    ]):
+        t.r(f"POST /confirm {name}", "POST", "/confirm", s=f"c{i}", json_body=body, mail=mail)
+    t.r("POST /confirm form html unknown", "POST", "/confirm", s="ch1", accept="html",
+        data={"email": "nosuch@example.com"}, mail="check")
+    t.r("GET /reset/<garbage>", "GET", "/reset/not-a-real-token", s="g")
+    t.r("GET /confirm/<garbage>", "GET", "/confirm/not-a-real-token", s="g")
+
+
+@scenario(pair="generic")
+def generic_register(t):
+    """/register with existing email / username under generic responses, and the mails sent."""
+    t.mail_also = {USER[0], ADMIN[0]}
+    t.r("POST /register existing seeded email", "POST", "/register", s="a",
+        json_body={"email": USER[0], "password": PW, "password_confirm": PW}, mail="check")
+    t.r("POST /register existing seeded email uppercase", "POST", "/register", s="b",
+        json_body={"email": USER[0].upper(), "password": PW, "password_confirm": PW}, mail="check")
+    t.r("POST /register existing username (new email)", "POST", "/register", s="c",
+        json_body={"email": t.email("grb"), "username": "admin", "password": PW, "password_confirm": PW},
+        mail="check")
+    t.r("POST /register existing username uppercase (new email)", "POST", "/register", s="c2",
+        json_body={"email": t.email("grb2"), "username": "ADMIN", "password": PW, "password_confirm": PW},
+        mail="check")
+    t.r("POST /register existing email + existing username", "POST", "/register", s="d",
+        json_body={"email": USER[0], "username": "admin", "password": PW, "password_confirm": PW}, mail="check")
+    t.r("POST /register existing email + invalid password", "POST", "/register", s="e",
+        json_body={"email": USER[0], "password": "abc", "password_confirm": "abc"}, mail="check")
+    t.r("POST /register existing email + password mismatch", "POST", "/register", s="e2",
+        json_body={"email": USER[0], "password": PW, "password_confirm": PW + "x"}, mail="check")
+    t.r("POST /register new", "POST", "/register", s="f",
+        json_body={"email": t.email("grc"), "username": t.uname("grc"), "password": PW, "password_confirm": PW},
+        mail="expect")
+    t.r("POST /register new ?include_auth_token", "POST", "/register", s="f2", params={"include_auth_token": ""},
+        json_body={"email": t.email("grd"), "password": PW, "password_confirm": PW}, mail="expect")
+    t.r("POST /register again the new (unconfirmed) email", "POST", "/register", s="g",
+        json_body={"email": t.email("grc"), "password": PW, "password_confirm": PW}, mail="check")
+    t.r("POST /register existing username of the new user", "POST", "/register", s="g2",
+        json_body={"email": t.email("gre"), "username": t.uname("grc"), "password": PW, "password_confirm": PW},
+        mail="check")
+    t.r("POST /register form html existing email", "POST", "/register", s="h", accept="html",
+        data={"email": USER[0], "password": PW, "password_confirm": PW}, mail="check")
+    t.r("POST /register form html invalid email", "POST", "/register", s="h2", accept="html",
+        data={"email": "bad", "password": PW, "password_confirm": PW}, mail="check")
+
+
+@scenario(pair="generic")
+def generic_change_email(t):
+    """/change-email (and /change) under generic responses."""
+    t.mail_also = {USER[0], ADMIN[0]}
+    em = new_user(t, "setup", "gca")
+    login_as(t, "login gca", "a", em)
+    for i, (name, body, mail) in enumerate([
+        ("existing (seeded)", {"email": USER[0]}, "check"),
+        ("existing uppercase", {"email": ADMIN[0].upper()}, "check"),
+        ("same as current", {"email": em}, "check"),
+        ("invalid", {"email": "not-an-email"}, "check"),
+        ("{}", {}, "check"),
+        ("new", {"email": t.email("gcb")}, "expect"),
+    ]):
+        t.r(f"POST /change-email {name}", "POST", "/change-email", s="a", json_body=body, mail=mail)
+    t.r("POST /change-email form html existing", "POST", "/change-email", s="a", accept="html", csrf=False,
+        data={"email": USER[0], "csrf_token": t.csrf.get("a") or ""}, mail="check")
+    t.r("POST /change wrong current password", "POST", "/change", s="a",
+        json_body={"password": "wrongpw1", "new_password": "newpass123", "new_password_confirm": "newpass123"})
+    t.r("POST /change valid", "POST", "/change", s="a",
+        json_body={"password": PW, "new_password": "newpass123", "new_password_confirm": "newpass123"},
+        mail="expect")
+    t.r("GET /change-email/<garbage>", "GET", "/change-email/not-a-real-token", s="g")
+
+
+
 # =================================================================== runner
 IMPORTANCE = [
     "exception", "status", "errors", "field_errors", "field_errors_order", "location", "location_raw",
