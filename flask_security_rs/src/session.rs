@@ -94,6 +94,8 @@ fn write(req: &Request<'_>, data: &SessionData) {
     );
     let secure = cfg.is_some_and(|c| c.session_cookie_secure);
     let mut cookie = Cookie::build((SESSION_COOKIE, value))
+        // A browser-session cookie, as Flask sends it (Rocket would add a week).
+        .expires(None::<rocket::time::OffsetDateTime>)
         .path("/")
         .http_only(true)
         .secure(secure);
