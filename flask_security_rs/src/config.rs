@@ -435,3 +435,49 @@ impl SecurityConfig {
         self.csrf_protect_mechanisms.iter().any(|m| m == mechanism)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_values_sane() {
+        let c = SecurityConfig::default();
+        // Flask-Security 5.9's defaults.
+        assert_eq!(c.password_length_min, 8);
+        assert_eq!(c.token_max_age, 15 * 60);
+        assert_eq!(c.token_authentication_header, "Authentication-Token");
+        assert_eq!(c.token_authentication_key, "auth_token");
+        assert_eq!(c.api_enabled_methods, ["session", "token"]);
+        assert_eq!(c.csrf_protect_mechanisms, ["basic", "session", "token"]);
+        assert_eq!(c.freshness, 24 * 3600);
+        assert_eq!(c.freshness_grace_period, 3600);
+        assert_eq!(c.confirm_email_within, 2 * 24 * 3600);
+        assert_eq!(c.reset_password_within, 24 * 3600);
+        assert_eq!(c.change_email_within, 2 * 3600);
+        assert_eq!(c.remember_salt, "remember-salt");
+        assert_eq!(c.zxcvbn_minimum_score, 3);
+        assert_eq!(c.password_check_breached, BreachedCheck::Off);
+        // Every feature beyond login is opt-in, as in Flask-Security.
+        assert!(!c.registerable && !c.confirmable && !c.recoverable && !c.changeable && !c.change_email);
+        assert!(c.secret_key.is_none() && c.password_salt.is_none(), "no built-in secrets");
+        assert!(c.csrf_cookie.secure && !c.csrf_cookie.httponly);
+        assert_eq!(c.identity_attributes(), ["email"]);
+    }
+
+    #[test]
+    fn keys_are_flask_security_names() {
+        let fig = rocket::figment::Figment::new()
+            .merge(("security.password_check_breached", "strict"))
+            .merge(("security.secret_key", "k"))
+            .merge(("security.url_prefix", "/auth"))
+            .merge(("security.username_enable", true));
+        let c: SecurityConfig = fig.extract_inner("security").expect("config");
+        assert_eq!(c.password_check_breached, BreachedCheck::Strict);
+        assert_eq!(c.url("/login"), "/auth/login");
+        assert_eq!(c.identity_attributes(), ["email", "username"]);
+        assert_eq!(format!("{:?}", c.secret_key), "Some(Secret(<redacted>))");
+        let bad = rocket::figment::Figment::new().merge(("security.password_check_breached", "maybe"));
+        assert!(bad.extract_inner::<SecurityConfig>("security").is_err());
+    }
+}
