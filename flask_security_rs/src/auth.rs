@@ -82,7 +82,10 @@ pub async fn session_user<'r>(req: &'r Request<'_>) -> Option<&'r User> {
             if let Some(uid) = session::remember_uid(req, state) {
                 let user = load(state, Lookup::Uniquifier(&uid)).await;
                 match &user {
-                    Some(u) => session::update(req, |s| s.user_id = Some(u.fs_uniquifier.clone())),
+                    Some(u) => {
+                        session::update(req, |s| s.user_id = Some(u.fs_uniquifier.clone()));
+                        refresh_csrf_cookie(req, state);
+                    }
                     None => session::clear_remember(req),
                 }
                 return SessionUser(user);
@@ -239,6 +242,7 @@ pub async fn login_user(req: &Request<'_>, state: &SecurityState, user: &User, r
     if remember {
         session::set_remember(req.cookies(), state, &user.fs_uniquifier);
     }
+    refresh_csrf_cookie(req, state);
     if state.config.trackable {
         let ip = req.client_ip().map(|ip| ip.to_string());
         let stamp = state.clock.naive_utc();
@@ -268,11 +272,27 @@ pub async fn login_user(req: &Request<'_>, state: &SecurityState, user: &User, r
 }
 
 /// Logs the caller out: session, remember cookie and CSRF cookie go.
+/// Cookies are deleted only where the browser has them, as Flask does.
 pub fn logout_user(req: &Request<'_>, state: &SecurityState) {
+    let jar = req.cookies();
+    let had_session = jar.get(session::SESSION_COOKIE).is_some();
+    let had_remember = jar.get(session::REMEMBER_COOKIE).is_some();
     session::clear(req);
-    session::expire(req, session::SESSION_COOKIE);
-    session::clear_remember(req);
-    csrf::clear_cookie(req, state);
+    if had_session {
+        session::expire(req, session::SESSION_COOKIE);
+        csrf::clear_cookie(req, state);
+    }
+    if had_remember {
+        session::clear_remember(req);
+    }
+}
+
+/// Sends a fresh CSRF cookie (after a login, as Flask-Security does).
+fn refresh_csrf_cookie(req: &Request<'_>, state: &SecurityState) {
+    if state.config.csrf_cookie_name.is_some() {
+        let token = csrf::generate(req, state);
+        csrf::set_cookie(req, state, &token);
+    }
 }
 
 /// A new auth token for `user` (Flask-Security v5 format).

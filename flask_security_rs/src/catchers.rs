@@ -50,13 +50,40 @@ pub(crate) fn quote_next(s: &str) -> String {
     out
 }
 
-/// The request's path and query, percent-decoded (Flask's `request.full_path`).
+/// The request's path (decoded) and query (as sent, but with escaped
+/// non-ASCII characters decoded), like werkzeug's `request.full_path`.
 fn full_path(req: &Request<'_>) -> String {
     let path = req.uri().path().percent_decode_lossy().into_owned();
     match req.uri().query() {
-        Some(q) => format!("{path}?{}", q.percent_decode_lossy()),
+        Some(q) => format!("{path}?{}", iri_query(q.as_str())),
         None => path,
     }
+}
+
+/// Decodes `%XX` escapes of non-ASCII bytes, keeping ASCII escapes as they are.
+fn iri_query(raw: &str) -> String {
+    fn hex(b: u8) -> Option<u8> {
+        (b as char).to_digit(16).and_then(|d| u8::try_from(d).ok())
+    }
+    let bytes = raw.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && i + 2 < bytes.len()
+            && let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2]))
+        {
+            let v = h * 16 + l;
+            if v >= 0x80 {
+                out.push(v);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 fn login_redirect(req: &Request<'_>, state: Option<&SecurityState>) -> Reply {

@@ -459,8 +459,13 @@ mod tests {
         assert_eq!(c.zxcvbn_minimum_score, 3);
         assert_eq!(c.password_check_breached, BreachedCheck::Off);
         // Every feature beyond login is opt-in, as in Flask-Security.
-        assert!(!c.registerable && !c.confirmable && !c.recoverable && !c.changeable && !c.change_email);
-        assert!(c.secret_key.is_none() && c.password_salt.is_none(), "no built-in secrets");
+        assert!(
+            !c.registerable && !c.confirmable && !c.recoverable && !c.changeable && !c.change_email
+        );
+        assert!(
+            c.secret_key.is_none() && c.password_salt.is_none(),
+            "no built-in secrets"
+        );
         assert!(c.csrf_cookie.secure && !c.csrf_cookie.httponly);
         assert_eq!(c.identity_attributes(), ["email"]);
     }
@@ -477,7 +482,8 @@ mod tests {
         assert_eq!(c.url("/login"), "/auth/login");
         assert_eq!(c.identity_attributes(), ["email", "username"]);
         assert_eq!(format!("{:?}", c.secret_key), "Some(Secret(<redacted>))");
-        let bad = rocket::figment::Figment::new().merge(("security.password_check_breached", "maybe"));
+        let bad =
+            rocket::figment::Figment::new().merge(("security.password_check_breached", "maybe"));
         assert!(bad.extract_inner::<SecurityConfig>("security").is_err());
     }
 }

@@ -139,6 +139,16 @@ impl FormInput {
         }
     }
 
+    /// A string field as sent, blank or not.
+    pub fn text_or_blank(&self, name: &str) -> Option<&str> {
+        self.fields.get(name).and_then(Value::as_str)
+    }
+
+    /// Whether the field was sent as JSON `null`.
+    pub fn is_null(&self, name: &str) -> bool {
+        matches!(self.fields.get(name), Some(Value::Null))
+    }
+
     /// Whether the field was sent at all.
     pub fn has(&self, name: &str) -> bool {
         self.fields.contains_key(name)

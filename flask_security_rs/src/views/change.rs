@@ -45,12 +45,12 @@ async fn change_post(ctx: Ctx<'_>, form: FormInput) -> Result<Reply, Status> {
     let mut errors = FormErrors::new();
     let current = text(&form, "password", &mut errors);
     let new = super::password_pair(&form, "new_password", "new_password_confirm", &mut errors);
-    if user.has_password() && current.is_none() && !errors.has("password") {
-        errors.add("password", messages::PASSWORD_NOT_PROVIDED);
-    }
+    // The current password is checked once the new one is well-formed.
     if errors.is_empty() && user.has_password() {
         let pw = current.as_deref().unwrap_or_default();
-        if !ctx.state.verify_password(&user, pw).await {
+        if current.is_none() {
+            errors.add("password", messages::PASSWORD_NOT_PROVIDED);
+        } else if !ctx.state.verify_password(&user, pw).await {
             errors.add("password", messages::INVALID_PASSWORD);
         } else if current == new {
             errors.add("password", messages::PASSWORD_IS_THE_SAME);

@@ -93,7 +93,7 @@ async fn confirm_post(ctx: Ctx<'_>, form: FormInput) -> Reply {
             },
         },
     }
-    if generic && !errors.has("") && email.is_some() {
+    if generic && !errors.has("") {
         errors = FormErrors::new();
     }
     if !errors.is_empty() {

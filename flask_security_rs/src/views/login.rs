@@ -114,6 +114,9 @@ async fn check_login(ctx: &Ctx<'_>, form: &FormInput) -> Result<Credentials, For
     {
         errors.add("username", messages::USERNAME_DISALLOWED_CHARACTERS);
     }
+    if form.is_null("email") {
+        errors.add("email", messages::EMAIL_NOT_PROVIDED);
+    }
     if password.is_none() && !errors.has("password") {
         errors.add("password", messages::PASSWORD_NOT_PROVIDED);
     }
@@ -126,11 +129,18 @@ async fn check_login(ctx: &Ctx<'_>, form: &FormInput) -> Result<Credentials, For
         return Err(errors);
     }
     let password = password.unwrap_or_default();
+    // A blank email is looked up (and not found); an absent identity is a form error.
+    let blank_email = form.text_or_blank("email").is_some();
     let (field, found) = match (&email, &username) {
         (Some(e), _) => (
             "email",
             ctx.state.datastore.find_user(Lookup::Email(e)).await,
         ),
+        (None, None) if blank_email => {
+            ctx.state.dummy_verify().await;
+            errors.add("email", messages::USER_DOES_NOT_EXIST);
+            return Err(errors);
+        }
         (None, Some(u)) => (
             "username",
             ctx.state.datastore.find_user(Lookup::Username(u)).await,
@@ -195,19 +205,12 @@ async fn login_post(ctx: Ctx<'_>, form: FormInput) -> Reply {
             };
         }
     };
+    // login_user also sends the CSRF cookie.
     auth::login_user(ctx.req, ctx.state, &creds.user, creds.remember).await;
     if !ctx.json() {
-        let token = ctx.csrf_token();
-        csrf::set_cookie(ctx.req, ctx.state, &token);
         return Reply::Redirect(post_login_target(&ctx, creds.next.as_deref()));
     }
     let mut body = ctx.authenticated_payload(&creds.user);
-    let token = body
-        .get("csrf_token")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_string();
-    csrf::set_cookie(ctx.req, ctx.state, &token);
     body.insert("tf_required".into(), Value::Bool(false));
     Reply::ok(body)
 }

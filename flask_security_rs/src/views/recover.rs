@@ -60,10 +60,8 @@ pub(super) fn hide_account_errors(
     errors: FormErrors,
     form: &FormInput,
 ) -> FormErrors {
-    if ctx.config().return_generic_responses
-        && form.text("email").ok().flatten().is_some()
-        && !errors.has("")
-    {
+    let _ = form;
+    if ctx.config().return_generic_responses && !errors.has("") {
         return FormErrors::new();
     }
     errors

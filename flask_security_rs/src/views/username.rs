@@ -125,11 +125,11 @@ async fn recover_get(ctx: Ctx<'_>) -> Reply {
 
 #[post("/recover-username", data = "<form>")]
 async fn recover_post(ctx: Ctx<'_>, form: FormInput) -> Reply {
-    if let Err(e) = ctx.unauth_csrf(&form).await {
-        return ctx.csrf_failed(e);
-    }
     if crate::auth::current_user(ctx.req).await.is_some() {
         return ctx.anonymous_required();
+    }
+    if let Err(e) = ctx.unauth_csrf(&form).await {
+        return ctx.csrf_failed(e);
     }
     let mut errors = FormErrors::new();
     let user = mail_target(&ctx, &form, &mut errors).await;
