@@ -247,3 +247,17 @@ async fn unknown_route_is_404() {
     let r = app.client.get("/definitely-not-a-route").dispatch().await;
     assert_eq!(r.status(), Status::NotFound);
 }
+
+#[rocket::async_test]
+async fn login_redirect_keeps_the_query_as_sent() {
+    let app = app().await;
+    for (query, next) in [
+        ("q=%26&z=1", "/user-data?q%3D%2526%26z%3D1"),
+        ("q=%C3%A9", "/user-data?q%3D%C3%A9"),
+        ("q=a+b", "/user-data?q%3Da%2Bb"),
+        ("q=%23x", "/user-data?q%3D%2523x"),
+    ] {
+        let r = app.client.get(format!("/user-data?{query}")).header(Header::new("Accept", "text/html")).dispatch().await;
+        assert_eq!(r.headers().get_one("Location"), Some(format!("/login?next={next}").as_str()), "{query}");
+    }
+}
