@@ -396,15 +396,40 @@ async fn wrong_method_is_405_with_allow() {
 async fn identity_missing_null_or_blank() {
     let app = app().await;
     let (_, b) = app.post_json("/login", json!({"password": "x"})).await;
-    assert_eq!(b["field_errors"], json!({"": ["Specified user does not exist"]}));
-    let (_, b) = app.post_json("/login", json!({"email": null, "password": "x"})).await;
+    assert_eq!(
+        b["field_errors"],
+        json!({"": ["Specified user does not exist"]})
+    );
+    let (_, b) = app
+        .post_json("/login", json!({"email": null, "password": "x"}))
+        .await;
     assert_eq!(b["field_errors"], json!({"email": ["Email not provided"]}));
-    let (_, b) = app.post_json("/login", json!({"email": "  ", "password": "x"})).await;
-    assert_eq!(b["field_errors"], json!({"email": ["Specified user does not exist"]}));
-    let (_, b) = app.post_json("/login", json!({"email": "not-an-email", "password": "x"})).await;
-    assert_eq!(b["field_errors"], json!({"email": ["Invalid email address"]}));
-    let (_, b) = app.post_json("/login", json!({"username": "a@b", "password": "x"})).await;
-    assert_eq!(b["field_errors"], json!({"username": ["Username can contain only letters and numbers"]}));
-    let (s, _) = app.post_json("/login", json!({"email": USER.0, "password": USER.1, "next": ""})).await;
+    let (_, b) = app
+        .post_json("/login", json!({"email": "  ", "password": "x"}))
+        .await;
+    assert_eq!(
+        b["field_errors"],
+        json!({"email": ["Specified user does not exist"]})
+    );
+    let (_, b) = app
+        .post_json("/login", json!({"email": "not-an-email", "password": "x"}))
+        .await;
+    assert_eq!(
+        b["field_errors"],
+        json!({"email": ["Invalid email address"]})
+    );
+    let (_, b) = app
+        .post_json("/login", json!({"username": "a@b", "password": "x"}))
+        .await;
+    assert_eq!(
+        b["field_errors"],
+        json!({"username": ["Username can contain only letters and numbers"]})
+    );
+    let (s, _) = app
+        .post_json(
+            "/login",
+            json!({"email": USER.0, "password": USER.1, "next": ""}),
+        )
+        .await;
     assert_eq!(s, Status::Ok, "an empty next is ignored");
 }

@@ -257,7 +257,16 @@ async fn login_redirect_keeps_the_query_as_sent() {
         ("q=a+b", "/user-data?q%3Da%2Bb"),
         ("q=%23x", "/user-data?q%3D%2523x"),
     ] {
-        let r = app.client.get(format!("/user-data?{query}")).header(Header::new("Accept", "text/html")).dispatch().await;
-        assert_eq!(r.headers().get_one("Location"), Some(format!("/login?next={next}").as_str()), "{query}");
+        let r = app
+            .client
+            .get(format!("/user-data?{query}"))
+            .header(Header::new("Accept", "text/html"))
+            .dispatch()
+            .await;
+        assert_eq!(
+            r.headers().get_one("Location"),
+            Some(format!("/login?next={next}").as_str()),
+            "{query}"
+        );
     }
 }

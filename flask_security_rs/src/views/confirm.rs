@@ -40,11 +40,7 @@ fn confirm_page(ctx: &Ctx<'_>, form: Option<&FormInput>, errors: &FormErrors) ->
 
 #[get("/confirm")]
 async fn confirm_get(ctx: Ctx<'_>) -> Reply {
-    if ctx.json() {
-        Reply::ok(ctx.payload(None))
-    } else {
-        confirm_page(&ctx, None, &FormErrors::new())
-    }
+    ctx.form_get(|c, e| confirm_page(c, None, e))
 }
 
 pub(crate) async fn send_confirmation(ctx: &Ctx<'_>, user: &User) {

@@ -321,6 +321,15 @@ impl<'r> Ctx<'r> {
         }
     }
 
+    /// GET of a form usable anonymously: `{csrf_token}` as JSON, else the page.
+    pub fn form_get(&self, page: impl FnOnce(&Self, &FormErrors) -> Reply) -> Reply {
+        if self.json() {
+            Reply::ok(self.payload(None))
+        } else {
+            page(self, &FormErrors::new())
+        }
+    }
+
     /// Form-level result for HTML or JSON, sharing one path.
     pub fn invalid(
         &self,

@@ -110,11 +110,7 @@ fn forgot_page(ctx: &Ctx<'_>, errors: &FormErrors) -> Reply {
 
 #[get("/reset")]
 async fn forgot_get(ctx: Ctx<'_>) -> Reply {
-    if ctx.json() {
-        Reply::ok(ctx.payload(None))
-    } else {
-        forgot_page(&ctx, &FormErrors::new())
-    }
+    ctx.form_get(forgot_page)
 }
 
 #[post("/reset", data = "<form>")]

@@ -30,11 +30,7 @@ async fn register_get(ctx: Ctx<'_>) -> Reply {
     if auth::current_user(ctx.req).await.is_some() {
         return ctx.anonymous_required();
     }
-    if ctx.json() {
-        Reply::ok(ctx.payload(None))
-    } else {
-        register_page(&ctx, None, &FormErrors::new())
-    }
+    ctx.form_get(|c, e| register_page(c, None, e))
 }
 
 /// Flask-Security's username rules: no markup, NFKD, length, letters and digits.

@@ -116,11 +116,7 @@ async fn recover_get(ctx: Ctx<'_>) -> Reply {
     if crate::auth::current_user(ctx.req).await.is_some() {
         return ctx.anonymous_required();
     }
-    if ctx.json() {
-        Reply::ok(ctx.payload(None))
-    } else {
-        recover_page(&ctx, &FormErrors::new())
-    }
+    ctx.form_get(recover_page)
 }
 
 #[post("/recover-username", data = "<form>")]
