@@ -171,7 +171,25 @@ pub(crate) async fn authenticate(
             return Err(Failure::Reauthenticate);
         }
     }
+    remember_authenticated(req, &user, via);
     Ok((user, via))
+}
+
+/// The user an authentication guard accepted earlier in this request.
+struct Authenticated(Mutex<Option<(User, Mechanism)>>);
+
+fn remember_authenticated(req: &Request<'_>, user: &User, via: Mechanism) {
+    let slot = req.local_cache(|| Authenticated(Mutex::new(None)));
+    if let Ok(mut s) = slot.0.lock() {
+        *s = Some((user.clone(), via));
+    }
+}
+
+/// Who `#[auth_required]` (or another authenticating guard) let in on this
+/// request, by whichever mechanism the route allowed.
+pub fn authenticated(req: &Request<'_>) -> Option<(User, Mechanism)> {
+    let slot = req.local_cache(|| Authenticated(Mutex::new(None)));
+    slot.0.lock().ok().and_then(|s| s.clone())
 }
 
 #[rocket::async_trait]
@@ -179,6 +197,10 @@ impl<'r> FromRequest<'r> for CurrentUser {
     type Error = Failure;
 
     async fn from_request(req: &'r Request<'_>) -> request::Outcome<Self, Failure> {
+        // Behind `#[auth_required(..)]` the route's own mechanisms decided.
+        if let Some((user, _)) = authenticated(req) {
+            return Outcome::Success(CurrentUser(user));
+        }
         match authenticate(req, 0, -1, -1).await {
             Ok((user, _)) => Outcome::Success(CurrentUser(user)),
             Err(f) => fail(req, f),
@@ -247,6 +269,9 @@ impl<const M: u8, const WITHIN: i64, const GRACE: i64> Sentinel for AuthRequired
 }
 
 async fn user_for_authz(req: &Request<'_>) -> Result<User, Failure> {
+    if let Some((user, _)) = authenticated(req) {
+        return Ok(user);
+    }
     auth::current_user(req)
         .await
         .cloned()

@@ -5,6 +5,7 @@ mod change_email;
 mod changeable;
 mod common;
 mod csrf;
+mod custom;
 mod datastore;
 mod fairing;
 mod fresh;

@@ -270,3 +270,58 @@ async fn login_redirect_keeps_the_query_as_sent() {
         );
     }
 }
+
+#[flask_security_rs::auth_required("basic")]
+#[rocket::get("/basic")]
+fn basic_only(user: flask_security_rs::CurrentUser) -> String {
+    user.email.clone()
+}
+
+#[rocket::async_test]
+async fn basic_routes_challenge_and_accept_credentials() {
+    use base64::Engine;
+    let app = app_with(setup().await, |r| {
+        r.mount("/t", rocket::routes![basic_only])
+    })
+    .await;
+    let r = app
+        .client
+        .get("/t/basic")
+        .header(Header::new("Accept", "application/json"))
+        .dispatch()
+        .await;
+    assert_eq!(
+        r.headers().get_one("WWW-Authenticate"),
+        Some("Basic realm=\"Login Required\"")
+    );
+    assert_eq!(
+        json_of(r).await,
+        (Status::Unauthorized, json!({"errors": [UNAUTHN]}))
+    );
+    let creds = base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", USER.0, USER.1));
+    let r = app
+        .client
+        .get("/t/basic")
+        .header(Header::new("Authorization", format!("Basic {creds}")))
+        .dispatch()
+        .await;
+    assert_eq!(r.into_string().await.as_deref(), Some(USER.0));
+    let bad = base64::engine::general_purpose::STANDARD.encode(format!("{}:wrong", USER.0));
+    let r = app
+        .client
+        .get("/t/basic")
+        .header(Header::new("Authorization", format!("Basic {bad}")))
+        .dispatch()
+        .await;
+    assert_eq!(r.status(), Status::Unauthorized);
+    // A disabled account cannot use basic auth either.
+    let dis =
+        base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", DISABLED.0, DISABLED.1));
+    let r = app
+        .client
+        .get("/t/basic")
+        .header(Header::new("Authorization", format!("Basic {dis}")))
+        .dispatch()
+        .await;
+    assert_eq!(r.status(), Status::Unauthorized);
+}

@@ -1,0 +1,284 @@
+//! An app wired by hand: reference entities, configuration in the figment,
+//! a URL prefix, custom failure handlers, a token expiry hook, and every
+//! route macro at work.
+
+use flask_security_rs::datastore::NewUser;
+use flask_security_rs::entity::{role, user};
+use flask_security_rs::{
+    Clock, CurrentUser, Reply, SeaOrmDatastore, Security, UserDatastore, anonymous_user_required,
+    auth_required, permissions_accepted, roles_accepted,
+};
+use rocket::http::{ContentType, Header, Status};
+use rocket::local::asynchronous::Client;
+use rocket::{get, routes};
+use sea_orm_migration::MigratorTrait;
+use serde_json::json;
+
+use crate::common::*;
+
+#[auth_required("basic")]
+#[get("/basic")]
+fn basic(user: CurrentUser) -> String {
+    user.email.clone()
+}
+
+#[auth_required]
+#[roles_accepted("editor", "author")]
+#[get("/write")]
+fn write() -> &'static str {
+    "write"
+}
+
+#[auth_required]
+#[permissions_accepted("doc-read", "doc-admin")]
+#[get("/read")]
+fn read() -> &'static str {
+    "read"
+}
+
+#[anonymous_user_required]
+#[get("/welcome")]
+fn welcome() -> &'static str {
+    "welcome, stranger"
+}
+
+/// CSRF is on for anonymous endpoints too by default: fetch a token first.
+async fn csrf(client: &Client) -> String {
+    let r = client
+        .get("/auth/login")
+        .header(Header::new("Accept", "application/json"))
+        .dispatch()
+        .await;
+    let (_, b) = json_of(r).await;
+    b["csrf_token"].as_str().expect("csrf").to_string()
+}
+
+struct Hand {
+    client: Client,
+    clock: Clock,
+    email: String,
+}
+
+async fn hand_built() -> Hand {
+    let url = flask_security_rs::database_url(&database_url());
+    let db = flask_security_rs::sea_orm::Database::connect(url)
+        .await
+        .expect("db");
+    flask_security_rs::migration::Migrator::up(&db, None)
+        .await
+        .expect("migrate");
+    let ds = SeaOrmDatastore::<user::Model, role::Model>::new(db);
+    let store: std::sync::Arc<dyn UserDatastore> = std::sync::Arc::new(ds);
+    let role_name = format!("author-{}", uuid());
+    let email = unique_email();
+    let passwords = flask_security_rs::PasswordUtil::new("salt").with_argon2_params(1024, 1, 1);
+    store
+        .create_role(&role_name, None, &["doc-read"])
+        .await
+        .expect("role");
+    let hash = passwords.hash_password("hand-built-pw").expect("hash");
+    store
+        .create_user(NewUser {
+            email: email.clone(),
+            password_hash: Some(hash),
+            active: true,
+            roles: vec![role_name.clone()],
+            ..Default::default()
+        })
+        .await
+        .expect("user");
+    // The route attribute names the role literally; give the user that one too.
+    store
+        .find_or_create_role("author", &[])
+        .await
+        .expect("author role");
+    let u = store
+        .find_user(flask_security_rs::datastore::Lookup::Email(&email))
+        .await
+        .expect("db")
+        .expect("user");
+    store.add_role_to_user(u.id, "author").await.expect("add");
+
+    let clock = Clock::new();
+    let expiry_clock = clock.clone();
+    let fig = rocket::Config::figment()
+        .merge(("security.secret_key", "hand-secret"))
+        .merge(("security.password_salt", "salt"))
+        .merge(("security.url_prefix", "/auth"))
+        .merge((
+            "security.password_hash_passlib_options.argon2__memory_cost",
+            1024,
+        ))
+        .merge(("security.password_hash_passlib_options.argon2__rounds", 1))
+        .merge((
+            "security.password_hash_passlib_options.argon2__parallelism",
+            1,
+        ));
+    let security = Security::with_datastore(store)
+        .clock(clock.clone())
+        .token_expiry(move |_| expiry_clock.now_secs() + 60)
+        .unauthn_handler(|_req| Reply::error(Status::Unauthorized, "custom: please sign in"))
+        .unauthz_handler(|_req| Reply::error(Status::Forbidden, "custom: not for you"));
+    let rocket = rocket::custom(fig)
+        .attach(security)
+        .mount("/", routes![basic, write, read, welcome]);
+    Hand {
+        client: Client::tracked(rocket).await.expect("rocket"),
+        clock,
+        email,
+    }
+}
+
+#[rocket::async_test]
+async fn prefix_handlers_expiry_and_macros() {
+    let h = hand_built().await;
+    // Library routes live under the prefix.
+    assert_eq!(
+        h.client.get("/login").dispatch().await.status(),
+        Status::NotFound
+    );
+    let token = csrf(&h.client).await;
+    let r = h
+        .client
+        .post("/auth/login?include_auth_token")
+        .header(ContentType::JSON)
+        .header(Header::new("X-CSRF-Token", token))
+        .body(json!({"email": h.email, "password": "hand-built-pw"}).to_string())
+        .dispatch()
+        .await;
+    let (s, b) = json_of(r).await;
+    assert_eq!(s, Status::Ok, "{b}");
+    let token = b["user"]["authentication_token"]
+        .as_str()
+        .expect("token")
+        .to_string();
+
+    // Macros at work with the session.
+    let get = |p: &'static str| {
+        h.client
+            .get(p)
+            .header(Header::new("Accept", "application/json"))
+            .dispatch()
+    };
+    assert_eq!(
+        get("/write").await.status(),
+        Status::Ok,
+        "roles_accepted: one of them is enough"
+    );
+    assert_eq!(
+        get("/read").await.status(),
+        Status::Ok,
+        "permissions_accepted"
+    );
+    let r = get("/welcome").await;
+    assert_eq!(
+        r.status(),
+        Status::BadRequest,
+        "anonymous_user_required refuses a logged-in user"
+    );
+    h.client
+        .post("/auth/logout")
+        .header(ContentType::JSON)
+        .body("{}")
+        .dispatch()
+        .await;
+    assert_eq!(
+        get("/welcome").await.into_string().await.as_deref(),
+        Some("welcome, stranger")
+    );
+
+    // The app's handlers answer refusals.
+    let (s, b) = json_of(get("/write").await).await;
+    assert_eq!(
+        (s, b),
+        (
+            Status::Unauthorized,
+            json!({"errors": ["custom: please sign in"]})
+        )
+    );
+
+    // Basic auth where the route asks for it, with the challenge.
+    use base64::Engine;
+    let creds =
+        base64::engine::general_purpose::STANDARD.encode(format!("{}:hand-built-pw", h.email));
+    let r = h
+        .client
+        .get("/basic")
+        .header(Header::new("Authorization", format!("Basic {creds}")))
+        .dispatch()
+        .await;
+    assert_eq!(r.into_string().await, Some(h.email.clone()));
+    let r = h
+        .client
+        .get("/basic")
+        .header(Header::new("Accept", "application/json"))
+        .dispatch()
+        .await;
+    // The app's unauthn handler owns the answer (no built-in challenge).
+    assert_eq!(
+        json_of(r).await,
+        (
+            Status::Unauthorized,
+            json!({"errors": ["custom: please sign in"]})
+        )
+    );
+
+    // The per-user expiry hook (`exp`) ends the token before token_max_age.
+    let with_token = |t: String| {
+        h.client
+            .get("/read")
+            .header(Header::new("Authentication-Token", t))
+            .dispatch()
+    };
+    assert_eq!(with_token(token.clone()).await.status(), Status::Ok);
+    h.clock.advance(61);
+    assert_eq!(with_token(token).await.status(), Status::Unauthorized);
+}
+
+#[rocket::async_test]
+async fn unauthz_handler_answers_403() {
+    let h = hand_built().await;
+    // A user without the roles or permissions.
+    let rocket = h.client.rocket();
+    let state = rocket
+        .state::<flask_security_rs::SecurityState>()
+        .expect("state");
+    let email = unique_email();
+    let hash = state
+        .passwords
+        .hash_password("plain-user-pw")
+        .expect("hash");
+    state
+        .datastore
+        .create_user(NewUser {
+            email: email.clone(),
+            password_hash: Some(hash),
+            active: true,
+            ..Default::default()
+        })
+        .await
+        .expect("user");
+    let token = csrf(&h.client).await;
+    let r = h
+        .client
+        .post("/auth/login")
+        .header(ContentType::JSON)
+        .header(Header::new("X-CSRF-Token", token))
+        .body(json!({"email": email, "password": "plain-user-pw"}).to_string())
+        .dispatch()
+        .await;
+    assert_eq!(r.status(), Status::Ok);
+    let r = h
+        .client
+        .get("/read")
+        .header(Header::new("Accept", "application/json"))
+        .dispatch()
+        .await;
+    assert_eq!(
+        json_of(r).await,
+        (
+            Status::Forbidden,
+            json!({"errors": ["custom: not for you"]})
+        )
+    );
+}
