@@ -193,7 +193,14 @@ impl Mailer for SharedMailer {
 
 /// Opens the database, creates missing tables and seeds missing roles/users.
 pub async fn open_database(opts: &Options) -> Result<DatabaseConnection, DbErr> {
-    let db = Database::connect(flask_security_rs::database_url(&opts.database_url)).await?;
+    let db = {
+        let mut o = flask_security_rs::sea_orm::ConnectOptions::new(
+            flask_security_rs::database_url(&opts.database_url),
+        );
+        // Every statement at INFO would drown the app's log.
+        o.sqlx_logging(false);
+        Database::connect(o).await?
+    };
     if db.get_database_backend() == flask_security_rs::sea_orm::DatabaseBackend::Sqlite {
         db.execute_unprepared("PRAGMA foreign_keys = ON").await?;
     }
