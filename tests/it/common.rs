@@ -362,3 +362,22 @@ pub fn keys(v: &Value) -> Vec<String> {
     k.sort();
     k
 }
+
+/// A migrated database connection (the quickstart's migrations: a superset of
+/// the library's, so the same PostgreSQL database serves every test). Schema
+/// work happens under the build lock; `extra` runs there too.
+pub async fn migrated_db<F, Fut>(extra: F) -> flask_security_rs::sea_orm::DatabaseConnection
+where
+    F: FnOnce(flask_security_rs::sea_orm::DatabaseConnection) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    use sea_orm_migration::MigratorTrait;
+    let _guard = BUILD_LOCK.lock().await;
+    let url = flask_security_rs::database_url(&database_url());
+    let db = flask_security_rs::sea_orm::Database::connect(url)
+        .await
+        .expect("db");
+    quickstart::Migrator::up(&db, None).await.expect("migrate");
+    extra(db.clone()).await;
+    db
+}

@@ -11,7 +11,6 @@ use flask_security_rs::{
 use rocket::http::{ContentType, Header, Status};
 use rocket::local::asynchronous::Client;
 use rocket::{get, routes};
-use sea_orm_migration::MigratorTrait;
 use serde_json::json;
 
 use crate::common::*;
@@ -60,13 +59,7 @@ struct Hand {
 }
 
 async fn hand_built() -> Hand {
-    let url = flask_security_rs::database_url(&database_url());
-    let db = flask_security_rs::sea_orm::Database::connect(url)
-        .await
-        .expect("db");
-    flask_security_rs::migration::Migrator::up(&db, None)
-        .await
-        .expect("migrate");
+    let db = migrated_db(|_| async {}).await;
     let ds = SeaOrmDatastore::<user::Model, role::Model>::new(db);
     let store: std::sync::Arc<dyn UserDatastore> = std::sync::Arc::new(ds);
     let role_name = format!("author-{}", uuid());

@@ -14,5 +14,6 @@ mod login;
 mod protected;
 mod recoverable;
 mod register;
+mod token_uniquifier;
 mod ui;
 mod username;

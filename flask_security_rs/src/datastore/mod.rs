@@ -287,6 +287,21 @@ impl dyn UserDatastore {
             .await
     }
 
+    /// Gives the user a new `fs_token_uniquifier` (when the model has one),
+    /// ending its auth tokens but not its sessions.
+    pub async fn set_token_uniquifier(&self, user_id: i64) -> Result<String, DatastoreError> {
+        if !self.has_field(UserField::FsTokenUniquifier) {
+            return Err(DatastoreError::MissingField(UserField::FsTokenUniquifier));
+        }
+        let uniq = new_uniquifier();
+        let change = vec![(
+            UserField::FsTokenUniquifier,
+            Value::String(Some(uniq.clone())),
+        )];
+        self.update_user(user_id, change).await?;
+        Ok(uniq)
+    }
+
     /// Gives the user a new `fs_uniquifier`, ending every session, remember
     /// cookie, auth token and outstanding link.
     pub async fn set_uniquifier(&self, user_id: i64) -> Result<String, DatastoreError> {

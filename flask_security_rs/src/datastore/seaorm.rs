@@ -219,6 +219,10 @@ where
             Value::String(Some(super::new_uniquifier())),
         );
         set(
+            UserField::FsTokenUniquifier,
+            Value::String(Some(super::new_uniquifier())),
+        );
+        set(
             UserField::ConfirmedAt,
             Value::ChronoDateTime(new.confirmed_at),
         );
