@@ -2,7 +2,8 @@
 //!
 //! Attach the [`Security`] fairing with a datastore, derive
 //! [`SecurityUser`]/[`SecurityRole`] on your SeaORM models (or use the
-//! reference [`entity`] models), and protect routes with the attribute macros:
+//! reference [`entity`] models), and protect routes with the attribute macros,
+//! placed above the route attribute:
 //!
 //! ```ignore
 //! #[auth_required("token", "session")]
@@ -14,6 +15,29 @@
 //! Endpoints, JSON shapes, status codes, messages, token and password-hash
 //! formats follow Flask-Security 5.9, so a Flask-Security single-page app and
 //! user database keep working.
+//!
+//! # Configuration
+//!
+//! [`SecurityConfig`] is read from Rocket's figment under `security`; every key
+//! is Flask-Security's `SECURITY_<NAME>` lower-cased (`token_max_age`,
+//! `password_salt`, ...), durations in seconds, with Flask-Security's defaults.
+//!
+//! # Security notes
+//!
+//! * `secret_key` signs auth tokens, email links and the remember cookie;
+//!   rotating it (keep the old one in `secret_key_fallbacks` for a while)
+//!   invalidates them. Outside Rocket's debug profile the fairing refuses to
+//!   start without `secret_key` and `password_salt`.
+//! * The `session` cookie is a Rocket private cookie: encrypted and
+//!   authenticated with Rocket's own `secret_key` ([`derive_cookie_key`] makes
+//!   one from Flask's).
+//! * Changing or resetting a password rotates `fs_uniquifier`, which ends every
+//!   session, remember cookie and (unless the model has `fs_token_uniquifier`)
+//!   auth token; deactivating a user ends them at once.
+//! * Password hashing and verification run on the blocking thread pool;
+//!   signatures, CSRF tokens and remember cookies are compared in constant time.
+//! * There is no built-in rate limiting or lockout, as in Flask-Security: put
+//!   one in front of `/login`, `/reset` and the other anonymous endpoints.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
