@@ -60,7 +60,9 @@ fn full_path(req: &Request<'_>) -> String {
     }
 }
 
-/// Decodes `%XX` escapes of non-ASCII bytes, keeping ASCII escapes as they are.
+/// Decodes `%XX` escapes except those whose character would change the
+/// query's meaning (`%`, `#`, `&`, `=`, `+`, space) or is a control character,
+/// as werkzeug does for `request.full_path`.
 fn iri_query(raw: &str) -> String {
     fn hex(b: u8) -> Option<u8> {
         (b as char).to_digit(16).and_then(|d| u8::try_from(d).ok())
@@ -74,7 +76,7 @@ fn iri_query(raw: &str) -> String {
             && let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2]))
         {
             let v = h * 16 + l;
-            if v >= 0x80 {
+            if v >= 0x80 || (v > 0x20 && v < 0x7f && !b"%#&=+".contains(&v)) {
                 out.push(v);
                 i += 3;
                 continue;

@@ -256,6 +256,9 @@ async fn login_redirect_keeps_the_query_as_sent() {
         ("q=%C3%A9", "/user-data?q%3D%C3%A9"),
         ("q=a+b", "/user-data?q%3Da%2Bb"),
         ("q=%23x", "/user-data?q%3D%2523x"),
+        ("q=%2F%3F%23", "/user-data?q%3D/?%2523"),
+        ("q=a%20b", "/user-data?q%3Da%2520b"),
+        ("q=%3D%25", "/user-data?q%3D%253D%2525"),
     ] {
         let r = app
             .client
