@@ -55,12 +55,7 @@ pub(super) async fn mail_target(
 
 /// In generic-responses mode, errors that would reveal whether an account
 /// exists are dropped (a missing field is still reported).
-pub(super) fn hide_account_errors(
-    ctx: &Ctx<'_>,
-    errors: FormErrors,
-    form: &FormInput,
-) -> FormErrors {
-    let _ = form;
+pub(super) fn hide_account_errors(ctx: &Ctx<'_>, errors: FormErrors) -> FormErrors {
     if ctx.config().return_generic_responses && !errors.has("") {
         return FormErrors::new();
     }
@@ -120,7 +115,7 @@ async fn forgot_post(ctx: Ctx<'_>, form: FormInput) -> Reply {
     }
     let mut errors = FormErrors::new();
     let user = mail_target(&ctx, &form, &mut errors).await;
-    let errors = hide_account_errors(&ctx, errors, &form);
+    let errors = hide_account_errors(&ctx, errors);
     if !errors.is_empty() {
         return ctx.invalid(&errors, forgot_page);
     }

@@ -129,7 +129,7 @@ async fn recover_post(ctx: Ctx<'_>, form: FormInput) -> Reply {
     }
     let mut errors = FormErrors::new();
     let user = mail_target(&ctx, &form, &mut errors).await;
-    let errors = hide_account_errors(&ctx, errors, &form);
+    let errors = hide_account_errors(&ctx, errors);
     if !errors.is_empty() {
         return ctx.invalid(&errors, recover_page);
     }
