@@ -74,9 +74,7 @@ async fn change_post(ctx: Ctx<'_>, form: FormInput) -> Result<Reply, Status> {
     let remember = session::remember_uid(ctx.req, ctx.state).is_some();
     auth::login_user(ctx.req, ctx.state, &user, remember).await;
     if cfg.send_password_change_email {
-        let mut c = Context::new();
-        c.insert("email", &user.email);
-        c.insert("user", &user.security_payload());
+        let mut c = super::mail_context(&user);
         if cfg.recoverable {
             c.insert("reset_link", &ctx.external_url("/reset"));
         }

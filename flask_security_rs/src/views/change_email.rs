@@ -67,10 +67,8 @@ async fn change_email_post(ctx: Ctx<'_>, form: FormInput) -> Result<Reply, Statu
     }
     if let (Some(new_email), false) = (&new_email, taken) {
         let token = change_email_token(ctx.state, &user, new_email).await;
-        let mut c = Context::new();
-        c.insert("email", &user.email);
+        let mut c = super::mail_context(&user);
         c.insert("new_email", new_email);
-        c.insert("user", &user.security_payload());
         c.insert("link", &ctx.external_url(&format!("/change-email/{token}")));
         c.insert("within", &messages::within_text(cfg.change_email_within));
         ctx.mail(

@@ -45,9 +45,7 @@ async fn confirm_get(ctx: Ctx<'_>) -> Reply {
 
 pub(crate) async fn send_confirmation(ctx: &Ctx<'_>, user: &User) {
     let token = confirmation_token(ctx.state, user).await;
-    let mut c = Context::new();
-    c.insert("email", &user.email);
-    c.insert("user", &user.security_payload());
+    let mut c = super::mail_context(user);
     c.insert(
         "confirmation_link",
         &ctx.external_url(&format!("/confirm/{token}")),

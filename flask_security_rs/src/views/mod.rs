@@ -405,6 +405,15 @@ pub(crate) async fn store_new_password(
     })
 }
 
+/// The context every mail about `user` starts from: `email`, and `user` (the
+/// security payload).
+pub(crate) fn mail_context(user: &User) -> Context {
+    let mut c = Context::new();
+    c.insert("email", &user.email);
+    c.insert("user", user.security_payload());
+    c
+}
+
 /// Reads a text field, recording `API_ERROR` when it is not a string.
 pub(crate) fn text(form: &FormInput, name: &str, errors: &mut FormErrors) -> Option<String> {
     match form.text(name) {

@@ -79,9 +79,7 @@ pub(crate) async fn reset_token(state: &SecurityState, user: &User) -> String {
 
 pub(crate) async fn send_reset_instructions(ctx: &Ctx<'_>, user: &User) {
     let token = reset_token(ctx.state, user).await;
-    let mut c = Context::new();
-    c.insert("email", &user.email);
-    c.insert("user", &user.security_payload());
+    let mut c = super::mail_context(user);
     c.insert("reset_link", &ctx.external_url(&format!("/reset/{token}")));
     c.insert("reset_token", &token);
     c.insert(
@@ -241,9 +239,7 @@ async fn reset_post(ctx: Ctx<'_>, token: &str, form: FormInput) -> Reply {
         Err(reply) => return reply,
     };
     if cfg.send_password_reset_notice_email {
-        let mut c = Context::new();
-        c.insert("email", &user.email);
-        c.insert("user", &user.security_payload());
+        let c = super::mail_context(&user);
         ctx.mail(
             &user.email,
             &cfg.email_subject_password_notice.clone(),

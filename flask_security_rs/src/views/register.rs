@@ -228,9 +228,7 @@ async fn register_post(ctx: Ctx<'_>, form: FormInput) -> Reply {
 }
 
 async fn send_welcome(ctx: &Ctx<'_>, user: &User) {
-    let mut c = Context::new();
-    c.insert("email", &user.email);
-    c.insert("user", &user.security_payload());
+    let mut c = super::mail_context(user);
     if ctx.config().confirmable {
         let token = super::confirm::confirmation_token(ctx.state, user).await;
         c.insert(
@@ -251,9 +249,7 @@ async fn send_welcome(ctx: &Ctx<'_>, user: &User) {
 /// Generic mode: tells the owner of an address that someone tried to register it.
 async fn send_existing(ctx: &Ctx<'_>, owner: &User) {
     let cfg = ctx.config();
-    let mut c = Context::new();
-    c.insert("email", &owner.email);
-    c.insert("user", &owner.security_payload());
+    let mut c = super::mail_context(owner);
     if cfg.recoverable {
         let token = super::recover::reset_token(ctx.state, owner).await;
         c.insert("reset_link", &ctx.external_url(&format!("/reset/{token}")));

@@ -82,10 +82,8 @@ async fn change_post(ctx: Ctx<'_>, form: FormInput) -> Result<Reply, Status> {
         ..user
     };
     if cfg.send_username_change_email {
-        let mut c = Context::new();
-        c.insert("email", &user.email);
+        let mut c = super::mail_context(&user);
         c.insert("username", &user.username);
-        c.insert("user", &user.security_payload());
         ctx.mail(
             &user.email,
             &cfg.email_subject_username_change_notice.clone(),
@@ -134,10 +132,8 @@ async fn recover_post(ctx: Ctx<'_>, form: FormInput) -> Reply {
         return ctx.invalid(&errors, recover_page);
     }
     if let Some(u) = &user {
-        let mut c = Context::new();
-        c.insert("email", &u.email);
+        let mut c = super::mail_context(u);
         c.insert("username", &u.username);
-        c.insert("user", &u.security_payload());
         ctx.mail(
             &u.email,
             &ctx.config().email_subject_username_recovery.clone(),
