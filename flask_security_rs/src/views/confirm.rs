@@ -126,7 +126,8 @@ async fn confirm_post(ctx: Ctx<'_>, form: FormInput) -> Reply {
 enum Outcome {
     Confirmed(Box<User>),
     AlreadyConfirmed,
-    Expired,
+    /// The link is too old; the user it names gets a new one.
+    Expired(Box<User>),
     Invalid,
 }
 
@@ -148,7 +149,7 @@ async fn check_token(state: &SecurityState, token: &str) -> Outcome {
         return Outcome::Invalid;
     };
     if expired {
-        return Outcome::Expired;
+        return Outcome::Expired(Box::new(user));
     }
     if let Some(hash) = payload.get(1).and_then(Value::as_str) {
         let (hash, email) = (hash.to_string(), user.email.clone());
@@ -192,10 +193,8 @@ async fn confirm_token(ctx: Ctx<'_>, token: &str) -> Reply {
     match check_token(ctx.state, token).await {
         Outcome::Invalid => fail("error", messages::INVALID_CONFIRMATION_TOKEN),
         Outcome::AlreadyConfirmed => fail("info", messages::ALREADY_CONFIRMED),
-        Outcome::Expired => {
-            if let Ok(Some(user)) = expired_user(ctx.state, token).await {
-                send_confirmation(&ctx, &user).await;
-            }
+        Outcome::Expired(user) => {
+            send_confirmation(&ctx, &user).await;
             let msg =
                 messages::confirmation_expired(&messages::within_text(cfg.confirm_email_within));
             fail("error", &msg)
@@ -241,24 +240,5 @@ async fn confirm_token(ctx: Ctx<'_>, token: &str) -> Reply {
                 Reply::Redirect(view)
             }
         }
-    }
-}
-
-async fn expired_user(state: &SecurityState, token: &str) -> Result<Option<User>, ()> {
-    let ser = state.serializer(&state.config.confirm_salt);
-    match ser.loads_at(
-        token,
-        Some(state.config.confirm_email_within),
-        state.clock.now_secs(),
-    ) {
-        Err(TokenError::Expired { payload, .. }) => {
-            let uid = payload.get(0).and_then(Value::as_str).ok_or(())?;
-            state
-                .datastore
-                .find_user(Lookup::Uniquifier(uid))
-                .await
-                .map_err(|_| ())
-        }
-        _ => Ok(None),
     }
 }
