@@ -19,21 +19,11 @@ async fn session_posts_need_the_csrf_header() {
     );
     let token = app.csrf_cookie().expect("cookie");
     let r = app
-        .client
-        .post("/api/data")
-        .header(ContentType::JSON)
-        .header(Header::new("X-XSRF-Token", token))
-        .body("{}")
-        .dispatch()
+        .post_with_header("/api/data", "X-XSRF-Token", &token, json!({}))
         .await;
     assert_eq!(r.status(), Status::Ok);
     let garbage = app
-        .client
-        .post("/api/data")
-        .header(ContentType::JSON)
-        .header(Header::new("X-XSRF-Token", "garbage"))
-        .body("{}")
-        .dispatch()
+        .post_with_header("/api/data", "X-XSRF-Token", "garbage", json!({}))
         .await;
     assert_eq!(
         json_of(garbage).await,
@@ -75,12 +65,7 @@ async fn token_of_another_session_does_not_match() {
     let foreign = b["csrf_token"].as_str().expect("token").to_string();
     // Both apps share the secret key, so the foreign token has a valid signature.
     let r = a
-        .client
-        .post("/api/data")
-        .header(ContentType::JSON)
-        .header(Header::new("X-XSRF-Token", foreign))
-        .body("{}")
-        .dispatch()
+        .post_with_header("/api/data", "X-XSRF-Token", &foreign, json!({}))
         .await;
     assert_eq!(
         json_of(r).await,
@@ -98,20 +83,10 @@ async fn anonymous_endpoints_and_token_requests_skip_csrf() {
         .post_json_no_csrf("/login", json!({"email": USER.0, "password": USER.1}))
         .await;
     assert_eq!(s, Status::Ok);
-    app.client
-        .post("/logout")
-        .header(ContentType::JSON)
-        .body("{}")
-        .dispatch()
-        .await;
+    app.logout().await;
     let token = app.token(USER.0, USER.1).await;
     let r = app
-        .client
-        .post("/api/data")
-        .header(ContentType::JSON)
-        .header(Header::new("X-Auth-Token", token))
-        .body("{}")
-        .dispatch()
+        .post_with_header("/api/data", "X-Auth-Token", &token, json!({}))
         .await;
     assert_eq!(r.status(), Status::Ok);
 }
@@ -151,20 +126,10 @@ async fn csrf_token_is_kept_across_login_and_dropped_at_logout() {
         Status::Ok,
         "login does not rotate the CSRF secret"
     );
-    app.client
-        .post("/logout")
-        .header(ContentType::JSON)
-        .body("{}")
-        .dispatch()
-        .await;
+    app.logout().await;
     assert_eq!(app.login(USER.0, USER.1).await.0, Status::Ok);
     let r = app
-        .client
-        .post("/api/data")
-        .header(ContentType::JSON)
-        .header(Header::new("X-XSRF-Token", before))
-        .body("{}")
-        .dispatch()
+        .post_with_header("/api/data", "X-XSRF-Token", &before, json!({}))
         .await;
     assert_eq!(
         json_of(r).await,

@@ -316,12 +316,7 @@ async fn legacy_bcrypt_hash_is_accepted_and_rehashed() {
         "rehashed: {}",
         after.password_hash()
     );
-    app.client
-        .post("/logout")
-        .header(ContentType::JSON)
-        .body("{}")
-        .dispatch()
-        .await;
+    app.logout().await;
     assert_eq!(app.login(&email, "password").await.0, Status::Ok);
 }
 

@@ -185,12 +185,7 @@ async fn deactivating_or_rotating_ends_sessions_and_tokens() {
     ds.deactivate_user(user.id).await.expect("deactivate");
     assert_eq!(app.text("/").await.0, Status::Unauthorized, "session ended");
     ds.activate_user(user.id).await.expect("activate");
-    app.client
-        .post("/logout")
-        .header(rocket::http::ContentType::JSON)
-        .body("{}")
-        .dispatch()
-        .await;
+    app.logout().await;
     let (s, b) = app.login(&email, &pw).await;
     assert_eq!(s, Status::Ok, "{b}");
     assert_eq!(app.text("/").await.0, Status::Ok);

@@ -128,7 +128,7 @@ async fn resend_confirmation() {
         .await;
     assert_eq!(location(&r).0, "/confirmed");
     assert_eq!(app.login(&email, &pw).await.0, Status::Ok);
-    app.client.post("/logout").dispatch().await;
+    app.logout().await;
     let (s, b) = app.post_json("/confirm", json!({"email": email})).await;
     assert_eq!(s, Status::BadRequest);
     assert_eq!(
