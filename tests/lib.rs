@@ -5,31 +5,39 @@
 //!   point the app's mailer (lettre's
 //!   `AsyncSmtpTransport::builder_dangerous("127.0.0.1").port(sink.port())`)
 //!   at it and then read the mails back ([`SmtpSink::wait_for`]).
+//!   [`SmtpSink::start_refusing`] and [`SmtpSink::start_hanging`] give
+//!   servers that fail a send, for tests of the app's error handling.
+//!
+//! Crates: [`mail_parser`] (Stalwart Labs) does all MIME work: headers,
+//! RFC 2047 words, multipart, quoted-printable/base64, charsets.
+//! [`smtp_proto`] (Stalwart Labs, the parser of their SMTP server) parses the
+//! SMTP commands and undoes DATA dot-stuffing. Only the command loop below is
+//! ours: the embeddable SMTP servers on crates.io were not a fit
+//! (`mailin-embedded`: blocking threads, last release 2024; `samotop`:
+//! async-std, 2022; `mailcrab`: a dev-server application that binds no
+//! random port and pulls TLS in; none can refuse or hang on purpose).
 
 pub use smtp::{SentMail, SmtpSink};
 
 pub mod smtp {
-    //! A minimal ESMTP sink (RFC 5321 subset) with a MIME reader for the
-    //! messages lettre builds.
+    //! [`SmtpSink`] and the messages it records.
 
-    use std::collections::HashMap;
+    use std::borrow::Cow;
     use std::io;
     use std::net::SocketAddr;
     use std::sync::Arc;
     use std::time::Duration;
 
-    use base64::Engine as _;
-    use base64::alphabet;
-    use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
-    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+    use mail_parser::{MessageParser, MessagePart, MimeHeaders, PartType};
+    use smtp_proto::request::receiver::{DataReceiver, RequestReceiver};
+    use smtp_proto::{EhloResponse, Error as ProtoError, Request};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::{TcpListener, TcpStream};
     use tokio::sync::{Mutex, watch};
     use tokio::task::{JoinHandle, JoinSet};
 
     /// Largest accepted message (DATA), in bytes.
     const MAX_MESSAGE: usize = 32 * 1024 * 1024;
-    /// Longest accepted command line, in bytes.
-    const MAX_LINE: usize = 64 * 1024;
     const SERVER_NAME: &str = "fs-tests-smtp-sink";
 
     /// One message received by the sink.
@@ -61,42 +69,66 @@ pub mod smtp {
 
         /// Parse a message (RFC 5322 + MIME) received for the given envelope.
         pub fn parse(envelope_from: &str, envelope_to: Vec<String>, raw: &[u8]) -> SentMail {
-            let raw = String::from_utf8_lossy(raw).into_owned();
-            let (headers, body) = split_entity(&raw);
-            let from = header(&headers, "from")
-                .map(|v| first_address(&decode_words(v)))
-                .filter(|a| !a.is_empty())
-                .unwrap_or_else(|| envelope_from.to_owned());
-            let subject = header(&headers, "subject")
-                .map(decode_words)
-                .unwrap_or_default();
-            let mut found = Found::default();
-            let is_multipart = content_type(&headers).0.starts_with("multipart/");
-            // lettre's SMTP client always ends DATA with "\r\n.\r\n" (one CRLF
-            // more than the message has), and a SinglePart message body gets
-            // one more CRLF (like the CRLF before a MIME boundary, neither is
-            // content). Multipart bodies are cut at their boundaries anyway.
-            let mut body = body.as_str();
-            if !is_multipart {
-                let extra = if header(&headers, "mime-version").is_some() {
-                    2
-                } else {
-                    1
-                };
-                for _ in 0..extra {
-                    body = body.strip_suffix("\r\n").unwrap_or(body);
-                }
+            // lettre's client ends DATA with "\r\n.\r\n" after the message
+            // (one CRLF more than the message has), and lettre ends a
+            // single-part MIME body with one more CRLF: neither is content.
+            let parser = MessageParser::default();
+            let mut body = raw.strip_suffix(b"\r\n").unwrap_or(raw);
+            let single_mime = parser.parse_headers(body).is_some_and(|h| {
+                h.header("MIME-Version").is_some()
+                    && h.content_type()
+                        .is_none_or(|ct| !ct.ctype().eq_ignore_ascii_case("multipart"))
+            });
+            if single_mime {
+                body = body.strip_suffix(b"\r\n").unwrap_or(body);
             }
-            walk(&headers, body, &mut found, 0);
+            let message = parser.parse(body);
+            let message = message.as_ref();
             SentMail {
-                from,
+                from: message
+                    .and_then(|m| m.from()?.first()?.address())
+                    .filter(|a| !a.is_empty())
+                    .unwrap_or(envelope_from)
+                    .to_owned(),
                 to: envelope_to,
-                subject,
-                text: found.text.unwrap_or_default(),
-                html: found.html.unwrap_or_default(),
-                raw,
+                subject: message
+                    .and_then(|m| m.subject())
+                    .unwrap_or_default()
+                    .to_owned(),
+                text: message
+                    .map(|m| first_body(m.text_bodies(), false))
+                    .unwrap_or_default(),
+                html: message
+                    .map(|m| first_body(m.html_bodies(), true))
+                    .unwrap_or_default(),
+                raw: String::from_utf8_lossy(raw).into_owned(),
             }
         }
+    }
+
+    /// The first `text/plain` (`html`: `text/html`) part of `parts`, `\n` line endings.
+    fn first_body<'a>(mut parts: impl Iterator<Item = &'a MessagePart<'a>>, html: bool) -> String {
+        let plain = |p: &MessagePart<'_>| {
+            p.content_type()
+                .and_then(|ct| ct.subtype())
+                .is_none_or(|st| st.eq_ignore_ascii_case("plain"))
+        };
+        parts
+            .find_map(|p| match &p.body {
+                PartType::Html(s) if html => Some(s),
+                PartType::Text(s) if !html && plain(p) => Some(s),
+                _ => None,
+            })
+            .map(|s| s.replace("\r\n", "\n"))
+            .unwrap_or_default()
+    }
+
+    /// How a sink answers.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    enum Mode {
+        Deliver,
+        Refuse,
+        Hang,
     }
 
     struct Shared {
@@ -108,10 +140,10 @@ pub mod smtp {
     /// A plain SMTP server on `127.0.0.1:<random port>`, running on the
     /// current tokio runtime; it stops when dropped.
     ///
-    /// Speaks: greeting `220`, `EHLO` (multi-line `250`: `8BITMIME`,
-    /// `SMTPUTF8`, `PIPELINING`, `SIZE`), `HELO`, `MAIL FROM`, `RCPT TO`,
-    /// `DATA` (dot-unstuffing), `RSET`, `NOOP`, `VRFY`, `QUIT`; any number of
-    /// sequential or concurrent connections and messages per connection.
+    /// Speaks: greeting `220`, `EHLO` (`8BITMIME`, `SMTPUTF8`, `PIPELINING`,
+    /// `SIZE`), `HELO`, `MAIL FROM`, `RCPT TO`, `DATA`, `RSET`, `NOOP`,
+    /// `VRFY`, `QUIT`; any number of sequential or concurrent connections and
+    /// messages per connection.
     pub struct SmtpSink {
         addr: SocketAddr,
         shared: Arc<Shared>,
@@ -140,14 +172,42 @@ pub mod smtp {
 
         /// Start a sink on `127.0.0.1:0`.
         pub async fn try_start() -> io::Result<SmtpSink> {
+            SmtpSink::spawn(Mode::Deliver).await
+        }
+
+        /// Start a server that greets and answers `EHLO`, but refuses every
+        /// `MAIL`, `RCPT` and `DATA` with `550 5.7.1` (permanent), so every
+        /// send fails; it records nothing.
+        ///
+        /// # Panics
+        /// When no loopback port can be bound.
+        #[allow(clippy::expect_used)]
+        pub async fn start_refusing() -> SmtpSink {
+            SmtpSink::spawn(Mode::Refuse)
+                .await
+                .expect("SmtpSink: cannot bind a port on 127.0.0.1")
+        }
+
+        /// Start a server that accepts TCP connections and never answers (no
+        /// `220` greeting): a client without a timeout waits forever.
+        ///
+        /// # Panics
+        /// When no loopback port can be bound.
+        #[allow(clippy::expect_used)]
+        pub async fn start_hanging() -> SmtpSink {
+            SmtpSink::spawn(Mode::Hang)
+                .await
+                .expect("SmtpSink: cannot bind a port on 127.0.0.1")
+        }
+
+        async fn spawn(mode: Mode) -> io::Result<SmtpSink> {
             let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
             let addr = listener.local_addr()?;
-            let (received, _) = watch::channel(0u64);
             let shared = Arc::new(Shared {
                 mails: Mutex::new(Vec::new()),
-                received,
+                received: watch::channel(0u64).0,
             });
-            let accept = tokio::spawn(accept_loop(listener, Arc::clone(&shared)));
+            let accept = tokio::spawn(accept_loop(listener, Arc::clone(&shared), mode));
             Ok(SmtpSink {
                 addr,
                 shared,
@@ -216,476 +276,166 @@ pub mod smtp {
         }
     }
 
-    async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
+    async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, mode: Mode) {
         let mut connections = JoinSet::new();
         loop {
-            // Reap finished connection tasks.
             while connections.try_join_next().is_some() {}
             match listener.accept().await {
                 Ok((stream, _)) => {
-                    connections.spawn(handle_connection(stream, Arc::clone(&shared)));
+                    let shared = Arc::clone(&shared);
+                    // I/O errors just end the connection.
+                    connections.spawn(async move { serve(stream, &shared, mode).await });
                 }
-                Err(_) => {
-                    // e.g. too many open files: back off instead of spinning.
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                }
+                // e.g. too many open files: back off instead of spinning.
+                Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
             }
         }
     }
 
-    /// The SMTP transaction state of one connection.
+    /// The current transaction of a connection.
     #[derive(Default)]
-    struct Transaction {
+    struct Envelope {
         from: Option<String>,
         to: Vec<String>,
     }
 
-    async fn handle_connection(stream: TcpStream, shared: Arc<Shared>) {
-        // I/O errors just end the connection.
-        let _ = serve(stream, &shared).await;
+    /// A DATA section being read.
+    struct Data {
+        receiver: DataReceiver,
+        message: Vec<u8>,
+        too_big: bool,
     }
 
-    async fn serve(stream: TcpStream, shared: &Shared) -> io::Result<()> {
-        let (reader, mut writer) = stream.into_split();
-        let mut reader = BufReader::new(reader);
-        writer
+    async fn serve(mut stream: TcpStream, shared: &Shared, mode: Mode) -> io::Result<()> {
+        let mut buf = vec![0u8; 64 * 1024];
+        if mode == Mode::Hang {
+            // No greeting; read and drop whatever comes until the client closes.
+            while stream.read(&mut buf).await? > 0 {}
+            return Ok(());
+        }
+        stream
             .write_all(format!("220 {SERVER_NAME} ESMTP ready\r\n").as_bytes())
             .await?;
-        let mut tx = Transaction::default();
-        let mut line = Vec::new();
+        let mut requests = RequestReceiver::default();
+        let mut envelope = Envelope::default();
+        let mut data: Option<Data> = None;
         loop {
-            line.clear();
-            let n = (&mut reader)
-                .take(MAX_LINE as u64)
-                .read_until(b'\n', &mut line)
-                .await?;
+            let n = stream.read(&mut buf).await?;
             if n == 0 {
                 return Ok(());
             }
-            if !line.ends_with(b"\n") && n >= MAX_LINE {
-                writer.write_all(b"500 5.5.6 Line too long\r\n").await?;
-                return Ok(());
-            }
-            let text = String::from_utf8_lossy(&line);
-            let command = text.trim_end_matches(['\r', '\n']);
-            let (verb, arg) = match command.split_once(' ') {
-                Some((v, a)) => (v.to_ascii_uppercase(), a.trim()),
-                None => (command.to_ascii_uppercase(), ""),
-            };
-            let reply: String = match verb.as_str() {
-                "EHLO" => {
-                    tx = Transaction::default();
-                    format!(
-                        "250-{SERVER_NAME} greets {}\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n\
-                         250-PIPELINING\r\n250 SIZE {MAX_MESSAGE}\r\n",
-                        if arg.is_empty() { "you" } else { arg }
-                    )
-                }
-                "HELO" => {
-                    tx = Transaction::default();
-                    format!("250 {SERVER_NAME}\r\n")
-                }
-                "MAIL" => match path_after(arg, "FROM:") {
-                    Some(addr) => {
-                        tx = Transaction {
-                            from: Some(addr),
-                            to: Vec::new(),
-                        };
-                        "250 2.1.0 OK\r\n".into()
+            let mut bytes = buf.get(..n).unwrap_or_default().iter();
+            let mut out = Vec::new();
+            // Every command (pipelined ones too) and the DATA section in `bytes`.
+            loop {
+                if let Some(d) = data.as_mut() {
+                    let done = d.receiver.ingest(&mut bytes, &mut d.message);
+                    if d.message.len() > MAX_MESSAGE {
+                        d.message.clear();
+                        d.too_big = true;
                     }
-                    None => "501 5.5.4 Syntax: MAIL FROM:<address>\r\n".into(),
-                },
-                "RCPT" => {
-                    if tx.from.is_none() {
-                        "503 5.5.1 Need MAIL before RCPT\r\n".into()
+                    if !done {
+                        break;
+                    }
+                    let Envelope { from, to } = std::mem::take(&mut envelope);
+                    if d.too_big {
+                        out.extend_from_slice(b"552 5.3.4 Message too big\r\n");
                     } else {
-                        match path_after(arg, "TO:") {
-                            Some(addr) if !addr.is_empty() => {
-                                tx.to.push(addr);
-                                "250 2.1.5 OK\r\n".into()
-                            }
-                            _ => "501 5.5.4 Syntax: RCPT TO:<address>\r\n".into(),
-                        }
+                        let mail = SentMail::parse(&from.unwrap_or_default(), to, &d.message);
+                        shared.mails.lock().await.push(mail);
+                        shared.received.send_modify(|n| *n += 1);
+                        out.extend_from_slice(b"250 2.0.0 OK: queued\r\n");
                     }
+                    data = None;
                 }
-                "DATA" => {
-                    if tx.from.is_none() || tx.to.is_empty() {
-                        "503 5.5.1 Need MAIL and RCPT before DATA\r\n".into()
-                    } else {
-                        writer
-                            .write_all(b"354 End data with <CR><LF>.<CR><LF>\r\n")
-                            .await?;
-                        let reply = match read_data(&mut reader).await? {
-                            Some(raw) => {
-                                let from = tx.from.take().unwrap_or_default();
-                                let to = std::mem::take(&mut tx.to);
-                                let mail = SentMail::parse(&from, to, &raw);
-                                shared.mails.lock().await.push(mail);
-                                shared.received.send_modify(|n| *n += 1);
-                                "250 2.0.0 OK: queued\r\n"
-                            }
-                            None => "552 5.3.4 Message too big\r\n",
-                        };
-                        tx = Transaction::default();
-                        reply.into()
-                    }
-                }
-                "RSET" => {
-                    tx = Transaction::default();
-                    "250 2.0.0 OK\r\n".into()
-                }
-                "NOOP" => "250 2.0.0 OK\r\n".into(),
-                "VRFY" => "252 2.5.0 Cannot VRFY user\r\n".into(),
-                "QUIT" => {
-                    writer.write_all(b"221 2.0.0 Bye\r\n").await?;
-                    writer.shutdown().await?;
-                    return Ok(());
-                }
-                "" => "500 5.5.2 Empty command\r\n".into(),
-                _ => "502 5.5.2 Command not implemented\r\n".into(),
-            };
-            writer.write_all(reply.as_bytes()).await?;
-        }
-    }
-
-    /// Read DATA lines up to the `.` line, undoing dot-stuffing. `None`: the
-    /// message was larger than [`MAX_MESSAGE`] (read and dropped).
-    async fn read_data<R>(reader: &mut R) -> io::Result<Option<Vec<u8>>>
-    where
-        R: tokio::io::AsyncBufRead + Unpin,
-    {
-        let mut data = Vec::new();
-        let mut too_big = false;
-        let mut line = Vec::new();
-        loop {
-            line.clear();
-            let n = reader.read_until(b'\n', &mut line).await?;
-            if n == 0 {
-                return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "EOF in DATA"));
-            }
-            if line == b".\r\n" || line == b".\n" {
-                break;
-            }
-            let content = line.strip_prefix(b".").unwrap_or(&line);
-            if data.len() + content.len() > MAX_MESSAGE {
-                too_big = true;
-                data.clear();
-            }
-            if !too_big {
-                data.extend_from_slice(content);
-            }
-        }
-        Ok(if too_big { None } else { Some(data) })
-    }
-
-    /// `FROM:<a@b> PARAMS` -> `a@b` (`<>` -> empty string).
-    fn path_after(arg: &str, keyword: &str) -> Option<String> {
-        let head = arg.get(..keyword.len())?;
-        if !head.eq_ignore_ascii_case(keyword) {
-            return None;
-        }
-        let rest = arg.get(keyword.len()..)?.trim_start();
-        if let Some(inner) = rest.strip_prefix('<') {
-            let end = inner.find('>')?;
-            Some(inner.get(..end)?.trim().to_owned())
-        } else {
-            let addr = rest.split_whitespace().next()?;
-            Some(addr.to_owned())
-        }
-    }
-
-    // ---- MIME ---------------------------------------------------------------
-
-    type Headers = Vec<(String, String)>;
-
-    #[derive(Default)]
-    struct Found {
-        text: Option<String>,
-        html: Option<String>,
-    }
-
-    /// Split an entity (message or MIME part) into unfolded headers
-    /// (lower-case names) and its body (lines joined with `CRLF`).
-    fn split_entity(raw: &str) -> (Headers, String) {
-        let mut headers: Headers = Vec::new();
-        let mut lines = raw.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l));
-        for line in lines.by_ref() {
-            if line.is_empty() {
-                break;
-            }
-            if line.starts_with([' ', '\t']) {
-                if let Some((_, value)) = headers.last_mut() {
-                    value.push_str(line);
-                }
-                continue;
-            }
-            if let Some((name, value)) = line.split_once(':') {
-                headers.push((name.trim().to_ascii_lowercase(), value.to_owned()));
-            }
-        }
-        let body = lines.collect::<Vec<_>>().join("\r\n");
-        let headers = headers
-            .into_iter()
-            .map(|(n, v)| (n, v.trim().to_owned()))
-            .collect();
-        (headers, body)
-    }
-
-    fn header<'a>(headers: &'a Headers, name: &str) -> Option<&'a str> {
-        headers
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
-    }
-
-    /// `type/subtype` (lower-case, default `text/plain`) and parameters
-    /// (lower-case names, unquoted values).
-    fn content_type(headers: &Headers) -> (String, HashMap<String, String>) {
-        match header(headers, "content-type") {
-            Some(v) => {
-                let (mime, params) = split_params(v);
-                let mime = if mime.is_empty() {
-                    "text/plain".to_owned()
-                } else {
-                    mime
+                let reply = match requests.ingest(&mut bytes) {
+                    Ok(request) => reply(request, &mut envelope, mode, &mut out)?,
+                    Err(ProtoError::NeedsMoreData { .. }) => break,
+                    Err(ProtoError::UnknownCommand) => Reply::Text("502 5.5.2 Unknown command"),
+                    Err(ProtoError::ResponseTooLong) => Reply::Text("500 5.5.6 Line too long"),
+                    Err(_) => Reply::Text("501 5.5.4 Syntax error"),
                 };
-                (mime, params)
-            }
-            None => ("text/plain".to_owned(), HashMap::new()),
-        }
-    }
-
-    /// `value; a=b; c="d;e"` -> (`value` lower-cased, {a: b, c: d;e}).
-    fn split_params(v: &str) -> (String, HashMap<String, String>) {
-        let mut parts: Vec<String> = Vec::new();
-        let mut cur = String::new();
-        let mut quoted = false;
-        let mut escaped = false;
-        for c in v.chars() {
-            if escaped {
-                cur.push(c);
-                escaped = false;
-            } else if quoted && c == '\\' {
-                escaped = true;
-            } else if c == '"' {
-                quoted = !quoted;
-            } else if c == ';' && !quoted {
-                parts.push(std::mem::take(&mut cur));
-            } else {
-                cur.push(c);
-            }
-        }
-        parts.push(cur);
-        let mut iter = parts.into_iter();
-        let value = iter.next().unwrap_or_default().trim().to_ascii_lowercase();
-        let params = iter
-            .filter_map(|p| {
-                let (k, v) = p.split_once('=')?;
-                Some((k.trim().to_ascii_lowercase(), v.trim().to_owned()))
-            })
-            .collect();
-        (value, params)
-    }
-
-    fn walk(headers: &Headers, body: &str, found: &mut Found, depth: usize) {
-        if depth > 16 || (found.text.is_some() && found.html.is_some()) {
-            return;
-        }
-        let (mime, params) = content_type(headers);
-        if mime.starts_with("multipart/") {
-            let Some(boundary) = params.get("boundary") else {
-                return;
-            };
-            for part in split_multipart(body, boundary) {
-                let (h, b) = split_entity(&part);
-                walk(&h, &b, found, depth + 1);
-            }
-            return;
-        }
-        let attachment = header(headers, "content-disposition")
-            .map(|d| split_params(d).0 == "attachment")
-            .unwrap_or(false);
-        if attachment {
-            return;
-        }
-        let slot = match mime.as_str() {
-            "text/plain" => &mut found.text,
-            "text/html" => &mut found.html,
-            _ => return,
-        };
-        if slot.is_none() {
-            let charset = params.get("charset").map(|c| c.to_ascii_lowercase());
-            *slot = Some(decode_body(headers, body, charset.as_deref()));
-        }
-    }
-
-    /// The parts of a multipart body (the CRLF before each delimiter line
-    /// belongs to the delimiter).
-    fn split_multipart(body: &str, boundary: &str) -> Vec<String> {
-        let delimiter = format!("--{boundary}");
-        let close = format!("--{boundary}--");
-        let mut parts = Vec::new();
-        let mut current: Option<Vec<&str>> = None;
-        for line in body.split("\r\n") {
-            let l = line.trim_end();
-            if l == close {
-                break;
-            }
-            if l == delimiter {
-                if let Some(lines) = current.take() {
-                    parts.push(lines.join("\r\n"));
-                }
-                current = Some(Vec::new());
-            } else if let Some(lines) = current.as_mut() {
-                lines.push(line);
-            }
-        }
-        if let Some(lines) = current {
-            parts.push(lines.join("\r\n"));
-        }
-        parts
-    }
-
-    const B64: GeneralPurpose = GeneralPurpose::new(
-        &alphabet::STANDARD,
-        GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
-    );
-
-    fn decode_body(headers: &Headers, body: &str, charset: Option<&str>) -> String {
-        let cte = header(headers, "content-transfer-encoding")
-            .map(|v| v.trim().to_ascii_lowercase())
-            .unwrap_or_default();
-        let bytes = match cte.as_str() {
-            "quoted-printable" => {
-                quoted_printable::decode(body.as_bytes(), quoted_printable::ParseMode::Robust)
-                    .unwrap_or_else(|_| body.as_bytes().to_vec())
-            }
-            "base64" => {
-                let compact: String = body.chars().filter(|c| !c.is_ascii_whitespace()).collect();
-                B64.decode(compact.as_bytes())
-                    .unwrap_or_else(|_| body.as_bytes().to_vec())
-            }
-            _ => body.as_bytes().to_vec(), // 7bit, 8bit, binary
-        };
-        charset_decode(&bytes, charset).replace("\r\n", "\n")
-    }
-
-    fn charset_decode(bytes: &[u8], charset: Option<&str>) -> String {
-        match charset {
-            Some("iso-8859-1" | "latin1" | "latin-1") => {
-                bytes.iter().map(|&b| char::from(b)).collect()
-            }
-            _ => String::from_utf8_lossy(bytes).into_owned(),
-        }
-    }
-
-    /// Decode RFC 2047 encoded-words (`=?utf-8?b?...?=`, `=?utf-8?q?...?=`);
-    /// whitespace between adjacent encoded-words is dropped and their bytes
-    /// are joined before charset decoding (a character may be split).
-    pub(crate) fn decode_words(value: &str) -> String {
-        let mut out = String::new();
-        let mut pending: Vec<u8> = Vec::new();
-        let mut pending_charset: Option<String> = None;
-        let mut rest = value;
-        loop {
-            let Some(start) = rest.find("=?") else {
-                flush(&mut out, &mut pending, &mut pending_charset);
-                out.push_str(rest);
-                return out;
-            };
-            let (before, from) = rest.split_at(start);
-            match parse_encoded_word(from) {
-                Some((charset, bytes, after)) => {
-                    let adjacent = pending_charset.is_some() && before.trim().is_empty();
-                    if !adjacent || pending_charset.as_deref() != Some(charset.as_str()) {
-                        flush(&mut out, &mut pending, &mut pending_charset);
+                match reply {
+                    Reply::Written => {}
+                    Reply::Text(text) => {
+                        out.extend_from_slice(text.as_bytes());
+                        out.extend_from_slice(b"\r\n");
                     }
-                    if !adjacent {
-                        out.push_str(before);
+                    Reply::Data => {
+                        out.extend_from_slice(b"354 End data with <CR><LF>.<CR><LF>\r\n");
+                        data = Some(Data {
+                            receiver: DataReceiver::new(),
+                            message: Vec::new(),
+                            too_big: false,
+                        });
                     }
-                    pending.extend_from_slice(&bytes);
-                    pending_charset = Some(charset);
-                    rest = after;
-                }
-                None => {
-                    flush(&mut out, &mut pending, &mut pending_charset);
-                    out.push_str(before);
-                    out.push_str("=?");
-                    rest = from.get(2..).unwrap_or("");
-                }
-            }
-        }
-    }
-
-    fn flush(out: &mut String, pending: &mut Vec<u8>, charset: &mut Option<String>) {
-        if let Some(cs) = charset.take() {
-            out.push_str(&charset_decode(pending, Some(cs.as_str())));
-        }
-        pending.clear();
-    }
-
-    /// `=?charset?E?text?=...` -> (charset lower-case, decoded bytes, rest).
-    fn parse_encoded_word(s: &str) -> Option<(String, Vec<u8>, &str)> {
-        let inner = s.strip_prefix("=?")?;
-        let (charset, inner) = inner.split_once('?')?;
-        let (encoding, inner) = inner.split_once('?')?;
-        let end = inner.find("?=")?;
-        let text = inner.get(..end)?;
-        let after = inner.get(end + 2..)?;
-        if charset.is_empty() || text.contains(char::is_whitespace) {
-            return None;
-        }
-        // RFC 2231 language suffix: utf-8*en
-        let charset = charset
-            .split('*')
-            .next()
-            .unwrap_or(charset)
-            .to_ascii_lowercase();
-        let bytes = match encoding {
-            "B" | "b" => B64.decode(text.as_bytes()).ok()?,
-            "Q" | "q" => decode_q(text),
-            _ => return None,
-        };
-        Some((charset, bytes, after))
-    }
-
-    fn decode_q(text: &str) -> Vec<u8> {
-        let mut out = Vec::with_capacity(text.len());
-        let mut bytes = text.bytes();
-        while let Some(b) = bytes.next() {
-            match b {
-                b'_' => out.push(b' '),
-                b'=' => {
-                    let mut probe = bytes.clone();
-                    match (probe.next(), probe.next()) {
-                        (Some(hi), Some(lo)) if hex_pair(hi, lo).is_some() => {
-                            out.extend(hex_pair(hi, lo));
-                            bytes = probe;
-                        }
-                        _ => out.push(b'='),
+                    Reply::Quit => {
+                        out.extend_from_slice(b"221 2.0.0 Bye\r\n");
+                        stream.write_all(&out).await?;
+                        return stream.shutdown().await;
                     }
                 }
-                b => out.push(b),
             }
+            stream.write_all(&out).await?;
         }
-        out
     }
 
-    fn hex_pair(hi: u8, lo: u8) -> Option<u8> {
-        let hi = char::from(hi).to_digit(16)?;
-        let lo = char::from(lo).to_digit(16)?;
-        u8::try_from(hi * 16 + lo).ok()
+    enum Reply {
+        /// A one-line reply (without CRLF).
+        Text(&'static str),
+        /// The reply is already in `out`.
+        Written,
+        /// `354`, then read a DATA section.
+        Data,
+        /// `221`, then close.
+        Quit,
     }
 
-    /// The first address of an address-list header value: `Name <a@b>` -> `a@b`.
-    fn first_address(value: &str) -> String {
-        if let Some(open) = value.find('<')
-            && let Some(len) = value.get(open + 1..).and_then(|r| r.find('>'))
-            && let Some(addr) = value.get(open + 1..open + 1 + len)
-        {
-            return addr.trim().to_owned();
-        }
-        value.split(',').next().unwrap_or("").trim().to_owned()
+    fn reply(
+        request: Request<Cow<'_, str>>,
+        envelope: &mut Envelope,
+        mode: Mode,
+        out: &mut Vec<u8>,
+    ) -> io::Result<Reply> {
+        const REFUSED: &str = "550 5.7.1 Refused (SmtpSink::start_refusing)";
+        Ok(Reply::Text(match request {
+            Request::Ehlo { .. } => {
+                *envelope = Envelope::default();
+                let mut ehlo = EhloResponse::new(SERVER_NAME);
+                ehlo.capabilities = smtp_proto::EXT_8BIT_MIME
+                    | smtp_proto::EXT_SMTP_UTF8
+                    | smtp_proto::EXT_PIPELINING
+                    | smtp_proto::EXT_SIZE;
+                ehlo.size = MAX_MESSAGE;
+                ehlo.write(out)?;
+                return Ok(Reply::Written);
+            }
+            Request::Helo { .. } | Request::Rset => {
+                *envelope = Envelope::default();
+                "250 2.0.0 OK"
+            }
+            Request::Mail { .. } | Request::Rcpt { .. } | Request::Data if mode == Mode::Refuse => {
+                REFUSED
+            }
+            Request::Mail { from } => {
+                *envelope = Envelope {
+                    from: Some(from.address.into_owned()),
+                    to: Vec::new(),
+                };
+                "250 2.1.0 OK"
+            }
+            Request::Rcpt { .. } if envelope.from.is_none() => "503 5.5.1 Need MAIL before RCPT",
+            Request::Rcpt { to } => {
+                envelope.to.push(to.address.into_owned());
+                "250 2.1.5 OK"
+            }
+            Request::Data if envelope.to.is_empty() => "503 5.5.1 Need MAIL and RCPT before DATA",
+            Request::Data => return Ok(Reply::Data),
+            Request::Noop { .. } => "250 2.0.0 OK",
+            Request::Vrfy { .. } => "252 2.5.0 Cannot VRFY user",
+            Request::Quit => return Ok(Reply::Quit),
+            _ => "502 5.5.2 Command not implemented",
+        }))
     }
 }
 
@@ -701,7 +451,6 @@ mod tests {
     use tokio::net::TcpStream;
 
     use super::SmtpSink;
-    use super::smtp::decode_words;
 
     const WAIT: Duration = Duration::from_secs(5);
 
@@ -992,14 +741,37 @@ mod tests {
         assert_eq!(sink.messages().await.len(), 5);
     }
 
-    #[test]
-    fn encoded_words() {
-        assert_eq!(decode_words("plain"), "plain");
-        assert_eq!(decode_words("=?UTF-8?B?w6TDtsO8?= x"), "äöü x");
-        // adjacent words: whitespace dropped, a character split across words
-        assert_eq!(decode_words("=?utf-8?b?ww==?=\t =?utf-8?b?pA==?="), "ä");
-        assert_eq!(decode_words("a =?utf-8?q?b_c?= d"), "a b c d");
-        assert_eq!(decode_words("=?bogus"), "=?bogus");
-        assert_eq!(decode_words("=?iso-8859-1?q?caf=E9?="), "café");
+    #[tokio::test]
+    async fn refusing_sink_fails_the_send() {
+        let sink = SmtpSink::start_refusing().await;
+        let m = Message::builder()
+            .from("no-reply@example.com".parse().unwrap())
+            .to("user@example.com".parse().unwrap())
+            .subject("Refused")
+            .body("never stored\n".to_owned())
+            .unwrap();
+        let err = mailer(&sink).send(m).await.unwrap_err();
+        assert!(err.is_permanent(), "{err:?}");
+        assert!(sink.messages().await.is_empty());
+    }
+
+    #[tokio::test]
+    async fn hanging_sink_times_the_send_out() {
+        let sink = SmtpSink::start_hanging().await;
+        let m = Message::builder()
+            .from("no-reply@example.com".parse().unwrap())
+            .to("user@example.com".parse().unwrap())
+            .subject("Hangs")
+            .body("never sent\n".to_owned())
+            .unwrap();
+        // lettre's async transport applies its own timeout to the TCP connect
+        // only, so the greeting is awaited until the caller's timeout.
+        let mailer = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(sink.host())
+            .port(sink.port())
+            .timeout(Some(Duration::from_millis(100)))
+            .build();
+        let sent = tokio::time::timeout(Duration::from_millis(500), mailer.send(m)).await;
+        assert!(sent.is_err(), "no greeting, yet the send ended: {sent:?}");
+        assert!(sink.messages().await.is_empty());
     }
 }

@@ -24,9 +24,9 @@
 //! fn admin() -> &'static str { "admin only" }
 //! ```
 //!
-//! the handler becomes `fn admin(__fs_auth: AuthRequired<2, -1, -1>,
-//! __fs_roles_required: RolesRequired<__FsRolesRequired_admin>)`, and the
-//! authentication guard is evaluated before the role guard.
+//! the handler gets two hidden guard parameters (authentication, then roles),
+//! typed with `::flask_security_rs::__private` paths, and the authentication
+//! guard is evaluated before the role guard. Those types are not API.
 //!
 //! # Derives
 //!
@@ -59,9 +59,8 @@ use route::{Kind, NameListKind};
 ///
 /// # Expansion
 ///
-/// Inserts `__fs_auth: ::flask_security_rs::guard::AuthRequired<MASK, WITHIN,
-/// GRACE>` where `MASK` has bit 1 for "token", 2 for "session" and 4 for
-/// "basic", and `WITHIN` / `GRACE` are `-1` when absent.
+/// Inserts a hidden `__fs_auth` guard parameter (a type from
+/// `::flask_security_rs::__private`, not API).
 #[proc_macro_attribute]
 pub fn auth_required(args: TokenStream, item: TokenStream) -> TokenStream {
     route::expand(Kind::Auth, args.into(), item.into()).into()
@@ -70,8 +69,8 @@ pub fn auth_required(args: TokenStream, item: TokenStream) -> TokenStream {
 /// Requires every listed role: `#[roles_required("admin", "editor")]`.
 ///
 /// Emits a hidden `pub struct __FsRolesRequired_<fn>` implementing
-/// `::flask_security_rs::guard::NameList` with the names, and inserts
-/// `__fs_roles_required: ::flask_security_rs::guard::RolesRequired<that struct>`.
+/// `::flask_security_rs::__private::NameList` with the names, and inserts
+/// `__fs_roles_required` guard parameter.
 /// The attribute may be repeated; later copies get a numeric suffix.
 #[proc_macro_attribute]
 pub fn roles_required(args: TokenStream, item: TokenStream) -> TokenStream {
@@ -128,13 +127,13 @@ pub fn permissions_accepted(args: TokenStream, item: TokenStream) -> TokenStream
 /// Requires that nobody is signed in (login, register, ... pages).
 ///
 /// Takes no arguments; inserts
-/// `__fs_anonymous: ::flask_security_rs::guard::AnonymousUserRequired`.
+/// a hidden `__fs_anonymous` guard parameter.
 #[proc_macro_attribute]
 pub fn anonymous_user_required(args: TokenStream, item: TokenStream) -> TokenStream {
     route::expand(Kind::Anonymous, args.into(), item.into()).into()
 }
 
-/// Implements `flask_security_rs::model::SecurityUser` for a SeaORM `Model`.
+/// Implements `flask_security_rs::SecurityUser` (the model trait) for a SeaORM `Model`.
 ///
 /// Each field whose name is a Flask-Security user column (`id`, `email`,
 /// `username`, `password`, `active`, `fs_uniquifier`, `fs_token_uniquifier`,
@@ -159,7 +158,7 @@ pub fn anonymous_user_required(args: TokenStream, item: TokenStream) -> TokenStr
 /// # Generated
 ///
 /// ```ignore
-/// impl ::flask_security_rs::model::SecurityUser for Model {
+/// impl ::flask_security_rs::__private::SecurityUser for Model {
 ///     fn security_column(field: UserField) -> Option<ColumnOf<Self>> {
 ///         match field {
 ///             UserField::Email => Some(Column::Email),
@@ -174,7 +173,7 @@ pub fn derive_security_user(input: TokenStream) -> TokenStream {
     derive::expand(&derive::USER, input.into()).into()
 }
 
-/// Implements `flask_security_rs::model::SecurityRole` for a SeaORM `Model`.
+/// Implements `flask_security_rs::SecurityRole` (the model trait) for a SeaORM `Model`.
 ///
 /// Like [`derive@SecurityUser`], with the role columns `id`, `name`,
 /// `description`, `permissions` and `update_datetime` (`id` and `name`

@@ -7,17 +7,15 @@
 pub mod model;
 
 use flask_security_rs::entity::role;
-use flask_security_rs::migration;
 use flask_security_rs::sea_orm::{ConnectionTrait, Database, DatabaseConnection, DbErr};
 use flask_security_rs::{
-    ConsoleMailer, CurrentUser, Mailer, SeaOrmDatastore, Security, SmtpMailer, UserDatastore,
-    auth_required, permissions_required, roles_required,
+    Admin, ConsoleMailer, CurrentUser, DatastoreError, Mailer, NewUser, SeaOrmDatastore,
+    Security, SmtpMailer, UserDatastoreExt, auth_required, permissions_required, roles_required,
 };
 use rocket::figment::Figment;
 use rocket::response::content::RawHtml;
 use rocket::serde::json::Json;
 use rocket::{Build, Rocket, get, post, routes};
-use sea_orm_migration::prelude::*;
 use serde_json::{Value, json};
 use std::sync::Arc;
 
@@ -87,49 +85,6 @@ fn api_protected(user: CurrentUser) -> Json<Value> {
     Json(json!({"message": "Token authenticated", "user_id": user.id, "permissions": permissions}))
 }
 
-/// The app's migrations: the library's tables, then the app's own columns.
-pub struct Migrator;
-
-#[async_trait::async_trait]
-impl MigratorTrait for Migrator {
-    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        let mut m = migration::migrations();
-        m.push(Box::new(AddNames));
-        m
-    }
-}
-
-struct AddNames;
-
-impl MigrationName for AddNames {
-    fn name(&self) -> &str {
-        "m20250101_000100_quickstart_names"
-    }
-}
-
-#[async_trait::async_trait]
-impl MigrationTrait for AddNames {
-    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        for col in ["first_name", "last_name"] {
-            if !manager.has_column("user", col).await? {
-                manager
-                    .alter_table(
-                        Table::alter()
-                            .table(Alias::new("user"))
-                            .add_column(ColumnDef::new(Alias::new(col)).string_len(255).null())
-                            .to_owned(),
-                    )
-                    .await?;
-            }
-        }
-        Ok(())
-    }
-
-    async fn down(&self, _manager: &SchemaManager) -> Result<(), DbErr> {
-        Ok(())
-    }
-}
-
 /// Settings of one quickstart instance.
 #[derive(Clone)]
 pub struct Options {
@@ -179,18 +134,6 @@ impl Options {
     }
 }
 
-struct SharedMailer(Arc<dyn Mailer>);
-
-#[rocket::async_trait]
-impl Mailer for SharedMailer {
-    async fn send(
-        &self,
-        mail: flask_security_rs::Email,
-    ) -> Result<(), flask_security_rs::mail::MailError> {
-        self.0.send(mail).await
-    }
-}
-
 /// Opens the database, creates missing tables and seeds missing roles/users.
 pub async fn open_database(opts: &Options) -> Result<DatabaseConnection, DbErr> {
     let db = {
@@ -204,48 +147,28 @@ pub async fn open_database(opts: &Options) -> Result<DatabaseConnection, DbErr> 
     if db.get_database_backend() == flask_security_rs::sea_orm::DatabaseBackend::Sqlite {
         db.execute_unprepared("PRAGMA foreign_keys = ON").await?;
     }
-    Migrator::up(&db, None).await?;
+    // The library's tables, plus the model's own columns (first_name, last_name).
+    flask_security_rs::migration::create_tables::<model::Entity>(&db).await?;
     Ok(db)
 }
 
 type Store = SeaOrmDatastore<model::Model, role::Model>;
 
-async fn seed(
-    ds: &dyn UserDatastore,
-    passwords: &flask_security_rs::PasswordUtil,
-) -> Result<(), String> {
-    let ds_err = |e: flask_security_rs::datastore::DatastoreError| e.to_string();
+/// Creates the seeded roles and users that are missing.
+pub async fn seed(admin: Admin) -> Result<(), DatastoreError> {
     for (name, perms) in SEED_ROLES {
-        if ds.find_role(name).await.map_err(ds_err)?.is_none() {
-            ds.create_role(name, None, perms).await.map_err(ds_err)?;
-        }
+        admin.datastore().find_or_create_role(name, perms).await?;
     }
     for (email, username, password, role, active) in SEED_USERS {
-        let lookup = flask_security_rs::datastore::Lookup::Email(email);
-        if ds.find_user(lookup).await.map_err(ds_err)?.is_some() {
-            continue;
+        if admin.find_user(email).await?.is_none() {
+            let new = NewUser::new(*email)
+                .username(*username)
+                .active(*active)
+                .roles([*role]);
+            admin.create_user(new, password).await?;
         }
-        // Hashing is slow on purpose: keep it off the async executor.
-        let (util, pw) = (passwords.clone(), String::from(*password));
-        let hash = rocket::tokio::task::spawn_blocking(move || util.hash_password(&pw))
-            .await
-            .map_err(|e| e.to_string())?
-            .map_err(|e| e.to_string())?;
-        let new = flask_security_rs::datastore::NewUser {
-            email: (*email).into(),
-            username: Some((*username).into()),
-            password_hash: Some(hash),
-            active: *active,
-            confirmed_at: Some(chrono_now()),
-            roles: vec![(*role).into()],
-        };
-        ds.create_user(new).await.map_err(ds_err)?;
     }
     Ok(())
-}
-
-fn chrono_now() -> flask_security_rs::sea_orm::prelude::DateTime {
-    flask_security_rs::Clock::new().naive_utc()
 }
 
 /// The Flask-Security configuration the conformance contract asks for.
@@ -310,30 +233,22 @@ pub async fn build(opts: Options) -> Result<Rocket<Build>, String> {
     let db = open_database(&opts)
         .await
         .map_err(|e| format!("database: {e}"))?;
-    let figment = security_figment(&opts);
-    let cfg: flask_security_rs::SecurityConfig = figment
-        .extract_inner("security")
-        .map_err(|e| e.to_string())?;
-    let opt = &cfg.password_hash_passlib_options;
-    let passwords = flask_security_rs::PasswordUtil::new(&opts.password_salt).with_argon2_params(
-        opt.get("argon2__memory_cost").copied().unwrap_or(65536),
-        opt.get("argon2__rounds").copied().unwrap_or(3),
-        opt.get("argon2__parallelism").copied().unwrap_or(4),
-    );
-    let store: Arc<dyn UserDatastore> = Arc::new(Store::new(db.clone()));
-    seed(store.as_ref(), &passwords).await?;
-    let security = Security::with_datastore(store)
-        .mailer(SharedMailer(opts.mailer.clone()))
-        .clock(opts.clock.clone());
-    Ok(rocket::custom(figment).manage(db).attach(security).mount(
-        "/",
-        routes![
-            home,
-            admin,
-            user_data,
-            api_data,
-            api_data_post,
-            api_protected
-        ],
-    ))
+    let security = Security::new(Store::new(db.clone()))
+        .shared_mailer(opts.mailer.clone())
+        .clock(opts.clock.clone())
+        .seed(seed);
+    Ok(rocket::custom(security_figment(&opts))
+        .manage(db)
+        .attach(security)
+        .mount(
+            "/",
+            routes![
+                home,
+                admin,
+                user_data,
+                api_data,
+                api_data_post,
+                api_protected
+            ],
+        ))
 }

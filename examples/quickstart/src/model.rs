@@ -1,7 +1,6 @@
 //! The quickstart's user model: Flask-Security's columns plus the app's own
 //! `first_name` / `last_name`.
 
-use flask_security_rs::entity::{role, roles_users};
 use sea_orm::entity::prelude::*;
 use serde_json::{Map, Value};
 
@@ -49,14 +48,5 @@ fn security_payload(m: &Model) -> Map<String, Value> {
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
 pub enum Relation {}
-
-impl Related<role::Entity> for Entity {
-    fn to() -> RelationDef {
-        roles_users::Relation::Role.def()
-    }
-    fn via() -> Option<RelationDef> {
-        Some(roles_users::Relation::User.def().rev())
-    }
-}
 
 impl ActiveModelBehavior for ActiveModel {}

@@ -1,25 +1,47 @@
-//! Where users and roles live: the [`UserDatastore`] trait and its SeaORM
-//! implementation.
+//! Where users and roles live: the [`UserDatastore`] trait (no database types
+//! in its signatures), its SeaORM implementation, the reference entities and
+//! migrations, and the admin API built on the trait.
+//!
+//! # Extending storage
+//!
+//! The core trait covers users and roles. Storage a new feature needs (a
+//! passkey table, ceremony state) is a trait of its own whose methods all have
+//! default bodies returning [`DatastoreError::Unsupported`], so adding it
+//! breaks no existing implementer; a datastore offers it through
+//! [`UserDatastore::extensions`].
 
+mod admin;
+pub mod entity;
+pub mod migration;
+pub(crate) mod model;
 mod seaorm;
 
-use std::any::Any;
-use std::collections::BTreeSet;
+use std::any::{Any, TypeId};
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use chrono::NaiveDateTime;
-use sea_orm::Value;
 
-pub use crate::model::{RoleField, UserField};
+pub use admin::{Admin, UserDatastoreExt};
+pub use model::{ColumnOf, RoleField, SecurityRole, SecurityUser, UserField};
 pub use seaorm::SeaOrmDatastore;
+
+/// A boxed error from a datastore's backend.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Errors of a datastore.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum DatastoreError {
-    /// The database failed.
+    /// The backend failed.
     #[error("database error: {0}")]
-    Db(#[from] sea_orm::DbErr),
+    Backend(BoxError),
+    /// A unique column already holds the value (a concurrent write won).
+    #[error("unique constraint violated: {0}")]
+    Conflict(String),
+    /// The datastore does not offer this storage.
+    #[error("the datastore does not support {0}")]
+    Unsupported(&'static str),
     /// The model has no column for a field the operation needs.
     #[error("the user model has no column for {0:?}")]
     MissingField(UserField),
@@ -156,6 +178,13 @@ pub enum Lookup<'a> {
 }
 
 /// A user to create.
+///
+/// ```
+/// use flask_security_rs::NewUser;
+///
+/// let new = NewUser::new("admin@example.com").username("admin").roles(["admin"]);
+/// assert_eq!(new.email, "admin@example.com");
+/// ```
 #[derive(Clone, Default)]
 pub struct NewUser {
     /// Email address (already normalised).
@@ -172,6 +201,162 @@ pub struct NewUser {
     pub roles: Vec<String>,
 }
 
+impl NewUser {
+    /// An active, unconfirmed user with `email` and no password.
+    pub fn new(email: impl Into<String>) -> Self {
+        NewUser {
+            email: email.into(),
+            active: true,
+            ..Default::default()
+        }
+    }
+
+    /// Sets the username.
+    #[must_use]
+    pub fn username(mut self, username: impl Into<String>) -> Self {
+        self.username = Some(username.into());
+        self
+    }
+
+    /// Sets an already hashed password (see [`Admin::create_user`] to hash one).
+    #[must_use]
+    pub fn password_hash(mut self, hash: impl Into<String>) -> Self {
+        self.password_hash = Some(hash.into());
+        self
+    }
+
+    /// Sets whether the account may authenticate.
+    #[must_use]
+    pub fn active(mut self, active: bool) -> Self {
+        self.active = active;
+        self
+    }
+
+    /// Marks the email confirmed at `at`.
+    #[must_use]
+    pub fn confirmed_at(mut self, at: NaiveDateTime) -> Self {
+        self.confirmed_at = Some(at);
+        self
+    }
+
+    /// Gives the user these (existing) roles.
+    #[must_use]
+    pub fn roles<S: Into<String>>(mut self, roles: impl IntoIterator<Item = S>) -> Self {
+        self.roles = roles.into_iter().map(Into::into).collect();
+        self
+    }
+}
+
+/// Columns to change on one user; unset fields stay as they are.
+///
+/// ```
+/// use flask_security_rs::UserUpdate;
+///
+/// let update = UserUpdate::new().active(false);
+/// assert!(!update.is_empty());
+/// ```
+#[derive(Clone, Default, PartialEq)]
+#[non_exhaustive]
+pub struct UserUpdate {
+    /// `email`.
+    pub email: Option<String>,
+    /// `username` (`Some(None)` clears it).
+    pub username: Option<Option<String>>,
+    /// `password`: a hash (`Some(None)` clears it).
+    pub password: Option<Option<String>>,
+    /// `active`.
+    pub active: Option<bool>,
+    /// `fs_uniquifier`.
+    pub fs_uniquifier: Option<String>,
+    /// `fs_token_uniquifier`.
+    pub fs_token_uniquifier: Option<String>,
+    /// `confirmed_at`.
+    pub confirmed_at: Option<Option<NaiveDateTime>>,
+    /// `last_login_at`.
+    pub last_login_at: Option<Option<NaiveDateTime>>,
+    /// `current_login_at`.
+    pub current_login_at: Option<Option<NaiveDateTime>>,
+    /// `last_login_ip`.
+    pub last_login_ip: Option<Option<String>>,
+    /// `current_login_ip`.
+    pub current_login_ip: Option<Option<String>>,
+    /// `login_count`.
+    pub login_count: Option<i64>,
+}
+
+impl UserUpdate {
+    /// No changes yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Whether nothing is to change.
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+
+    /// Sets `email`.
+    #[must_use]
+    pub fn email(mut self, email: impl Into<String>) -> Self {
+        self.email = Some(email.into());
+        self
+    }
+
+    /// Sets `username`.
+    #[must_use]
+    pub fn username(mut self, username: Option<String>) -> Self {
+        self.username = Some(username);
+        self
+    }
+
+    /// Sets the password hash.
+    #[must_use]
+    pub fn password_hash(mut self, hash: impl Into<String>) -> Self {
+        self.password = Some(Some(hash.into()));
+        self
+    }
+
+    /// Sets `active`.
+    #[must_use]
+    pub fn active(mut self, active: bool) -> Self {
+        self.active = Some(active);
+        self
+    }
+
+    /// Sets `fs_uniquifier`.
+    #[must_use]
+    pub fn uniquifier(mut self, uniquifier: impl Into<String>) -> Self {
+        self.fs_uniquifier = Some(uniquifier.into());
+        self
+    }
+
+    /// Sets `fs_token_uniquifier`.
+    #[must_use]
+    pub fn token_uniquifier(mut self, uniquifier: impl Into<String>) -> Self {
+        self.fs_token_uniquifier = Some(uniquifier.into());
+        self
+    }
+
+    /// Sets `confirmed_at`.
+    #[must_use]
+    pub fn confirmed_at(mut self, at: Option<NaiveDateTime>) -> Self {
+        self.confirmed_at = Some(at);
+        self
+    }
+}
+
+impl std::fmt::Debug for UserUpdate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UserUpdate")
+            .field("email", &self.email)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("active", &self.active)
+            .field("confirmed_at", &self.confirmed_at)
+            .finish_non_exhaustive()
+    }
+}
+
 impl std::fmt::Debug for NewUser {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("NewUser")
@@ -184,20 +369,19 @@ impl std::fmt::Debug for NewUser {
 }
 
 /// Storage of users and roles (Flask-Security's `UserDatastore`).
+///
+/// Implement it to keep users somewhere else than SeaORM; the admin helpers
+/// of [`UserDatastoreExt`] come with it.
 #[rocket::async_trait]
 pub trait UserDatastore: Send + Sync + 'static {
     /// Whether the user model has a column for `field`.
     fn has_field(&self, field: UserField) -> bool;
-    /// Finds one user with roles, in one query.
+    /// Finds one user with roles (one query for the SeaORM datastore).
     async fn find_user(&self, by: Lookup<'_>) -> Result<Option<User>, DatastoreError>;
     /// Creates a user; `fs_uniquifier` and timestamps are set here.
     async fn create_user(&self, new: NewUser) -> Result<User, DatastoreError>;
-    /// Sets columns of one user (fields the model lacks are skipped).
-    async fn update_user(
-        &self,
-        user_id: i64,
-        changes: Vec<(UserField, Value)>,
-    ) -> Result<(), DatastoreError>;
+    /// Changes columns of one user (fields the model lacks are skipped).
+    async fn update_user(&self, user_id: i64, update: UserUpdate) -> Result<(), DatastoreError>;
     /// Deletes a user.
     async fn delete_user(&self, user_id: i64) -> Result<(), DatastoreError>;
     /// Finds a role by name.
@@ -220,102 +404,65 @@ pub trait UserDatastore: Send + Sync + 'static {
     /// Takes a role away; false if the user did not have it.
     async fn remove_role_from_user(&self, user_id: i64, role: &str)
     -> Result<bool, DatastoreError>;
+
+    /// The storage extensions this datastore offers (none by default).
+    fn extensions(self: Arc<Self>) -> Extensions {
+        Extensions::default()
+    }
 }
 
-/// Helpers shared by every datastore, in terms of the trait's primitives
-/// (Flask-Security's datastore admin API).
-impl dyn UserDatastore {
-    /// Finds a role or creates it.
-    pub async fn find_or_create_role(
-        &self,
-        name: &str,
-        permissions: &[&str],
-    ) -> Result<Role, DatastoreError> {
-        match self.find_role(name).await? {
-            Some(role) => Ok(role),
-            None => self.create_role(name, None, permissions).await,
-        }
+/// Storage extensions a datastore offers, by trait: each entry is an
+/// `Arc<dyn SomeStore>`.
+#[derive(Default)]
+pub struct Extensions {
+    map: HashMap<TypeId, Box<dyn Any + Send + Sync>>,
+}
+
+impl std::fmt::Debug for Extensions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Extensions")
+            .field("count", &self.map.len())
+            .finish()
+    }
+}
+
+impl Extensions {
+    /// Offers `store` as the implementation of `T` (a `dyn SomeStore`).
+    pub fn insert<T: ?Sized + Send + Sync + 'static>(&mut self, store: Arc<T>) {
+        self.map.insert(TypeId::of::<T>(), Box::new(store));
     }
 
-    /// Adds permissions to a role.
-    pub async fn add_permissions_to_role(
-        &self,
-        name: &str,
-        permissions: &[&str],
-    ) -> Result<(), DatastoreError> {
-        let role = self
-            .find_role(name)
-            .await?
-            .ok_or_else(|| DatastoreError::NoSuchRole(name.into()))?;
-        let mut perms = role.permissions;
-        for p in permissions {
-            if !perms.iter().any(|x| x == p) {
-                perms.push((*p).to_string());
-            }
-        }
-        self.set_role_permissions(name, &perms).await
-    }
-
-    /// Removes permissions from a role.
-    pub async fn remove_permissions_from_role(
-        &self,
-        name: &str,
-        permissions: &[&str],
-    ) -> Result<(), DatastoreError> {
-        let role = self
-            .find_role(name)
-            .await?
-            .ok_or_else(|| DatastoreError::NoSuchRole(name.into()))?;
-        let perms: Vec<String> = role
-            .permissions
-            .into_iter()
-            .filter(|p| !permissions.contains(&p.as_str()))
-            .collect();
-        self.set_role_permissions(name, &perms).await
-    }
-
-    /// Activates a user.
-    pub async fn activate_user(&self, user_id: i64) -> Result<(), DatastoreError> {
-        self.update_user(user_id, vec![(UserField::Active, Value::Bool(Some(true)))])
-            .await
-    }
-
-    /// Deactivates a user: its sessions and tokens stop working at once,
-    /// since `active` is checked on every request.
-    pub async fn deactivate_user(&self, user_id: i64) -> Result<(), DatastoreError> {
-        self.update_user(user_id, vec![(UserField::Active, Value::Bool(Some(false)))])
-            .await
-    }
-
-    /// Gives the user a new `fs_token_uniquifier` (when the model has one),
-    /// ending its auth tokens but not its sessions.
-    pub async fn set_token_uniquifier(&self, user_id: i64) -> Result<String, DatastoreError> {
-        if !self.has_field(UserField::FsTokenUniquifier) {
-            return Err(DatastoreError::MissingField(UserField::FsTokenUniquifier));
-        }
-        let uniq = new_uniquifier();
-        let change = vec![(
-            UserField::FsTokenUniquifier,
-            Value::String(Some(uniq.clone())),
-        )];
-        self.update_user(user_id, change).await?;
-        Ok(uniq)
-    }
-
-    /// Gives the user a new `fs_uniquifier`, ending every session, remember
-    /// cookie, auth token and outstanding link.
-    pub async fn set_uniquifier(&self, user_id: i64) -> Result<String, DatastoreError> {
-        let uniq = new_uniquifier();
-        self.update_user(
-            user_id,
-            vec![(UserField::FsUniquifier, Value::String(Some(uniq.clone())))],
-        )
-        .await?;
-        Ok(uniq)
+    /// The implementation of `T`, when offered.
+    pub fn get<T: ?Sized + Send + Sync + 'static>(&self) -> Option<Arc<T>> {
+        self.map
+            .get(&TypeId::of::<T>())
+            .and_then(|b| b.downcast_ref::<Arc<T>>())
+            .cloned()
     }
 }
 
 /// A fresh uniquifier (uuid4 hex, as Flask-Security makes them).
-pub fn new_uniquifier() -> String {
+pub(crate) fn new_uniquifier() -> String {
     uuid::Uuid::new_v4().simple().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    trait Notes: Send + Sync {
+        fn note(&self) -> &'static str {
+            "default"
+        }
+    }
+    struct Plain;
+    impl Notes for Plain {}
+
+    #[test]
+    fn extensions_by_trait() {
+        let mut ext = Extensions::default();
+        assert!(ext.get::<dyn Notes>().is_none());
+        ext.insert::<dyn Notes>(Arc::new(Plain));
+        assert_eq!(ext.get::<dyn Notes>().map(|n| n.note()), Some("default"));
+    }
 }

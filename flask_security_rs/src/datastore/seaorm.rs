@@ -7,15 +7,73 @@ use std::sync::Arc;
 use sea_orm::sea_query::{Alias, Expr, ExprTrait, Func, Query};
 use sea_orm::{
     ActiveModelBehavior, ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection,
-    EntityTrait, FromQueryResult, IntoActiveModel, QueryFilter, Related, TransactionTrait, Value,
+    DbErr, EntityName, EntityTrait, FromQueryResult, IntoActiveModel, QueryFilter, QueryTrait,
+    SqlErr, TransactionTrait, Value,
 };
 
-use super::{DatastoreError, Lookup, NewUser, Role, User, UserDatastore};
-use crate::model::{RoleField, SecurityRole, SecurityUser, UserField};
+use super::model::{RoleField, SecurityRole, SecurityUser, UserField};
+use super::{DatastoreError, Lookup, NewUser, Role, User, UserDatastore, UserUpdate};
+
+/// Maps SeaORM's errors into the datastore's (a unique violation is a conflict).
+trait DbResult<T> {
+    fn db(self) -> Result<T, DatastoreError>;
+}
+
+impl<T> DbResult<T> for Result<T, DbErr> {
+    fn db(self) -> Result<T, DatastoreError> {
+        self.map_err(|e| match e.sql_err() {
+            Some(SqlErr::UniqueConstraintViolation(m)) => DatastoreError::Conflict(m),
+            _ => DatastoreError::Backend(Box::new(e)),
+        })
+    }
+}
+
+/// The columns of a [`UserUpdate`], as SeaORM values.
+fn update_columns(u: UserUpdate) -> Vec<(UserField, Value)> {
+    let mut out = Vec::new();
+    let mut s = |f, v: Option<Option<String>>| {
+        if let Some(v) = v {
+            out.push((f, Value::String(v)));
+        }
+    };
+    s(UserField::Email, u.email.map(Some));
+    s(UserField::Username, u.username);
+    s(UserField::Password, u.password);
+    s(UserField::FsUniquifier, u.fs_uniquifier.map(Some));
+    s(UserField::FsTokenUniquifier, u.fs_token_uniquifier.map(Some));
+    s(UserField::LastLoginIp, u.last_login_ip);
+    s(UserField::CurrentLoginIp, u.current_login_ip);
+    let mut d = |f, v: Option<Option<chrono::NaiveDateTime>>| {
+        if let Some(v) = v {
+            out.push((f, Value::ChronoDateTime(v)));
+        }
+    };
+    d(UserField::ConfirmedAt, u.confirmed_at);
+    d(UserField::LastLoginAt, u.last_login_at);
+    d(UserField::CurrentLoginAt, u.current_login_at);
+    if let Some(a) = u.active {
+        out.push((UserField::Active, Value::Bool(Some(a))));
+    }
+    if let Some(n) = u.login_count {
+        out.push((UserField::LoginCount, Value::BigInt(Some(n))));
+    }
+    out
+}
 
 /// SeaORM datastore. `U` and `R` are the user and role models (derive
 /// `SecurityUser` / `SecurityRole` on them); the link table is `roles_users`
-/// with `user_id` and `role_id`, as in Flask-Security.
+/// with `user_id` and `role_id`, as in Flask-Security. No `Related` impl is
+/// needed: the datastore joins through the link table itself.
+///
+/// ```
+/// use flask_security_rs::SeaOrmDatastore;
+/// use flask_security_rs::entity::{role, user};
+///
+/// # async fn open() -> Result<(), sea_orm::DbErr> {
+/// let db = sea_orm::Database::connect("sqlite::memory:").await?;
+/// let store = SeaOrmDatastore::<user::Model, role::Model>::new(db);
+/// # let _ = store; Ok(()) }
+/// ```
 pub struct SeaOrmDatastore<U, R> {
     db: DatabaseConnection,
     link_table: String,
@@ -166,7 +224,7 @@ impl<U, R, UA, RA> UserDatastore for SeaOrmDatastore<U, R>
 where
     U: SecurityUser + IntoActiveModel<UA> + FromQueryResult + Clone,
     R: SecurityRole + IntoActiveModel<RA> + FromQueryResult + Clone,
-    U::Entity: EntityTrait<Model = U, ActiveModel = UA> + Related<R::Entity>,
+    U::Entity: EntityTrait<Model = U, ActiveModel = UA>,
     R::Entity: EntityTrait<Model = R, ActiveModel = RA>,
     UA: ActiveModelTrait<Entity = U::Entity> + ActiveModelBehavior + Send + Sync + 'static,
     RA: ActiveModelTrait<Entity = R::Entity> + ActiveModelBehavior + Send + Sync + 'static,
@@ -187,19 +245,42 @@ where
             Lookup::Email(e) => lower_eq(col(UserField::Email)?, e),
             Lookup::Username(n) => lower_eq(col(UserField::Username)?, n),
         };
-        let found = <U::Entity as EntityTrait>::find()
+        // user LEFT JOIN roles_users LEFT JOIN role, in one query.
+        let link = Alias::new(self.link_table.as_str());
+        let user_id = col(UserField::Id)?;
+        let role_id = R::security_column(RoleField::Id)
+            .ok_or_else(|| DatastoreError::NoSuchRole("(role model has no id)".into()))?;
+        let user_tbl = <U::Entity as Default>::default();
+        let role_tbl = <R::Entity as Default>::default();
+        let mut select = <U::Entity as EntityTrait>::find()
             .filter(cond)
-            .find_with_related(<R::Entity as Default>::default())
-            .all(&self.db)
-            .await?;
-        Ok(found
-            .into_iter()
-            .next()
-            .map(|(u, roles)| Self::to_user(u, &roles)))
+            .select_also(role_tbl);
+        QueryTrait::query(&mut select)
+            .left_join(
+                link.clone(),
+                Expr::col((user_tbl, user_id)).equals((link.clone(), Alias::new("user_id"))),
+            )
+            .left_join(
+                role_tbl.table_ref(),
+                Expr::col((link, Alias::new("role_id"))).equals((role_tbl, role_id)),
+            );
+        let rows: Vec<(U, Option<R>)> = select.all(&self.db).await.db()?;
+        let mut rows = rows.into_iter();
+        let Some((first, role)) = rows.next() else {
+            return Ok(None);
+        };
+        let id = Self::user_get(&first, UserField::Id);
+        let mut roles: Vec<R> = role.into_iter().collect();
+        for (u, r) in rows {
+            if Self::user_get(&u, UserField::Id) == id {
+                roles.extend(r);
+            }
+        }
+        Ok(Some(Self::to_user(first, &roles)))
     }
 
     async fn create_user(&self, new: NewUser) -> Result<User, DatastoreError> {
-        let txn = self.db.begin().await?;
+        let txn = self.db.begin().await.db()?;
         let mut am = <UA as ActiveModelTrait>::default();
         let stamp = now();
         let mut set = |f: UserField, v: Value| {
@@ -234,7 +315,7 @@ where
             UserField::UpdateDatetime,
             Value::ChronoDateTime(Some(stamp)),
         );
-        let model: U = am.insert(&txn).await?;
+        let model: U = am.insert(&txn).await.db()?;
         let user_id = value_i64(Self::user_get(&model, UserField::Id)).unwrap_or_default();
         let mut roles = Vec::new();
         for name in &new.roles {
@@ -246,21 +327,18 @@ where
             self.link(&txn, user_id, role_id).await?;
             roles.push(role);
         }
-        txn.commit().await?;
+        txn.commit().await.db()?;
         Ok(Self::to_user(model, &roles))
     }
 
-    async fn update_user(
-        &self,
-        user_id: i64,
-        changes: Vec<(UserField, Value)>,
-    ) -> Result<(), DatastoreError> {
+    async fn update_user(&self, user_id: i64, update: UserUpdate) -> Result<(), DatastoreError> {
+        let changes = update_columns(update);
         let id_col =
             U::security_column(UserField::Id).ok_or(DatastoreError::MissingField(UserField::Id))?;
         let Some(model) = <U::Entity as EntityTrait>::find()
             .filter(id_col.eq(user_id))
             .one(&self.db)
-            .await?
+            .await.db()?
         else {
             return Ok(());
         };
@@ -277,25 +355,25 @@ where
             if let Some(c) = U::security_column(UserField::UpdateDatetime) {
                 am.set(c, coerce(&model.get(c), Value::ChronoDateTime(Some(now()))));
             }
-            am.update(&self.db).await?;
+            am.update(&self.db).await.db()?;
         }
         Ok(())
     }
 
     async fn delete_user(&self, user_id: i64) -> Result<(), DatastoreError> {
-        let txn = self.db.begin().await?;
+        let txn = self.db.begin().await.db()?;
         let del = Query::delete()
             .from_table(Alias::new(self.link_table.as_str()))
             .and_where(Expr::col(Alias::new("user_id")).eq(user_id))
             .to_owned();
-        txn.execute(&del).await?;
+        txn.execute(&del).await.db()?;
         let id_col =
             U::security_column(UserField::Id).ok_or(DatastoreError::MissingField(UserField::Id))?;
         <U::Entity as EntityTrait>::delete_many()
             .filter(id_col.eq(user_id))
             .exec(&txn)
-            .await?;
-        txn.commit().await?;
+            .await.db()?;
+        txn.commit().await.db()?;
         Ok(())
     }
 
@@ -332,7 +410,7 @@ where
             RoleField::UpdateDatetime,
             Value::ChronoDateTime(Some(now())),
         );
-        let model: R = am.insert(&self.db).await?;
+        let model: R = am.insert(&self.db).await.db()?;
         Ok(Self::to_role(&model))
     }
 
@@ -351,7 +429,7 @@ where
         if let Some(c) = R::security_column(RoleField::UpdateDatetime) {
             am.set(c, Value::ChronoDateTime(Some(now())));
         }
-        am.update(&self.db).await?;
+        am.update(&self.db).await.db()?;
         Ok(())
     }
 
@@ -361,12 +439,12 @@ where
             .await?
             .ok_or_else(|| DatastoreError::NoSuchRole(role.into()))?;
         let role_id = value_i64(Self::role_get(&model, RoleField::Id)).unwrap_or_default();
-        let txn = self.db.begin().await?;
+        let txn = self.db.begin().await.db()?;
         if self.linked(&txn, user_id, role_id).await? {
             return Ok(false);
         }
         self.link(&txn, user_id, role_id).await?;
-        txn.commit().await?;
+        txn.commit().await.db()?;
         Ok(true)
     }
 
@@ -385,7 +463,7 @@ where
             .and_where(Expr::col(Alias::new("user_id")).eq(user_id))
             .and_where(Expr::col(Alias::new("role_id")).eq(role_id))
             .to_owned();
-        let res = self.db.execute(&del).await?;
+        let res = self.db.execute(&del).await.db()?;
         Ok(res.rows_affected() > 0)
     }
 }
@@ -406,7 +484,7 @@ where
         Ok(<R::Entity as EntityTrait>::find()
             .filter(col.eq(name))
             .one(conn)
-            .await?)
+            .await.db()?)
     }
 
     async fn linked<C: ConnectionTrait>(
@@ -421,7 +499,7 @@ where
             .and_where(Expr::col(Alias::new("user_id")).eq(user_id))
             .and_where(Expr::col(Alias::new("role_id")).eq(role_id))
             .to_owned();
-        Ok(conn.query_one(&q).await?.is_some())
+        Ok(conn.query_one(&q).await.db()?.is_some())
     }
 
     async fn link<C: ConnectionTrait>(
@@ -434,9 +512,9 @@ where
             .into_table(Alias::new(self.link_table.as_str()))
             .columns([Alias::new("user_id"), Alias::new("role_id")])
             .values([user_id.into(), role_id.into()])
-            .map_err(|e| DatastoreError::Db(sea_orm::DbErr::Custom(e.to_string())))?
+            .map_err(|e| DatastoreError::Backend(Box::new(e)))?
             .to_owned();
-        conn.execute(&ins).await?;
+        conn.execute(&ins).await.db()?;
         Ok(())
     }
 }

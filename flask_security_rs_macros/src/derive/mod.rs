@@ -21,7 +21,7 @@ use crate::errors::Errors;
 pub(crate) struct Target {
     /// Derive and trait name (they are the same).
     name: &'static str,
-    /// The field enum in `flask_security_rs::model`.
+    /// The field enum in `flask_security_rs::__private`.
     field_enum: &'static str,
     /// "user" / "role", for messages.
     noun: &'static str,
@@ -401,7 +401,7 @@ fn generate(
         let field_variant = Ident::new(target.fields[mapping.field].1, Span::call_site());
         let variant = &mapping.variant;
         quote_spanned! {variant.span()=>
-            #krate::model::#field_enum::#field_variant =>
+            #krate::__private::#field_enum::#field_variant =>
                 ::core::option::Option::Some(#column::#variant),
         }
     });
@@ -418,10 +418,10 @@ fn generate(
 
     quote! {
         #[automatically_derived]
-        impl #impl_generics #krate::model::#trait_name for #ident #ty_generics #where_clause {
+        impl #impl_generics #krate::__private::#trait_name for #ident #ty_generics #where_clause {
             fn security_column(
-                field: #krate::model::#field_enum,
-            ) -> ::core::option::Option<#krate::model::ColumnOf<Self>> {
+                field: #krate::__private::#field_enum,
+            ) -> ::core::option::Option<#krate::__private::ColumnOf<Self>> {
                 match field {
                     #(#arms)*
                     _ => ::core::option::Option::None,

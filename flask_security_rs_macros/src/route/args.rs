@@ -9,15 +9,17 @@ use syn::{Expr, ExprLit, Lit, LitInt, LitStr, Token, UnOp};
 use super::NameListKind;
 use crate::errors::Errors;
 
-/// The authentication methods and their `METHOD_*` bits, in the order the
-/// messages list them.
-const METHODS: &[(&str, u8)] = &[("token", 1), ("session", 2), ("basic", 4)];
+/// The authentication methods and the names of their bit constants in
+/// `flask_security_rs::__private` (the library defines the bits), in the order
+/// the messages list them.
+const METHODS: &[(&str, &str)] = &[("token", "TOKEN"), ("session", "SESSION"), ("basic", "BASIC")];
 const METHOD_LIST: &str = "\"token\", \"session\" or \"basic\"";
 
 /// Validated `#[auth_required(..)]` arguments.
 pub(super) struct AuthSpec {
-    /// `METHOD_*` bits; 0 means the configured default methods.
-    pub(super) mask: ConstArg<u8>,
+    /// The methods given (their bit constants' names); none means the
+    /// configured default methods.
+    pub(super) methods: Vec<&'static str>,
     /// Minutes; -1 when absent.
     pub(super) within: ConstArg<i64>,
     /// Minutes; -1 when absent.
@@ -26,12 +28,6 @@ pub(super) struct AuthSpec {
 
 /// An integer emitted as a const generic argument.
 pub(super) struct ConstArg<T>(T);
-
-impl ToTokens for ConstArg<u8> {
-    fn to_tokens(&self, tokens: &mut TokenStream) {
-        Literal::u8_unsuffixed(self.0).to_tokens(tokens);
-    }
-}
 
 impl ToTokens for ConstArg<i64> {
     fn to_tokens(&self, tokens: &mut TokenStream) {
@@ -59,7 +55,7 @@ fn split(args: TokenStream) -> syn::Result<Punctuated<Expr, Token![,]>> {
 pub(super) fn parse_auth(args: TokenStream) -> syn::Result<AuthSpec> {
     let list = split(args)?;
     let mut errors = Errors::new();
-    let mut mask = 0_u8;
+    let mut methods: Vec<&'static str> = Vec::new();
     let mut within: Option<i64> = None;
     let mut grace: Option<i64> = None;
 
@@ -70,10 +66,10 @@ pub(super) fn parse_auth(args: TokenStream) -> syn::Result<AuthSpec> {
             }) => {
                 let value = lit.value();
                 match METHODS.iter().find(|(name, _)| *name == value) {
-                    Some((_, bit)) if mask & bit != 0 => {
+                    Some((_, bit)) if methods.contains(bit) => {
                         errors.spanned(lit, format!("duplicate authentication method \"{value}\""))
                     }
-                    Some((_, bit)) => mask |= bit,
+                    Some((_, bit)) => methods.push(bit),
                     None => errors.spanned(
                         lit,
                         format!(
@@ -128,7 +124,7 @@ pub(super) fn parse_auth(args: TokenStream) -> syn::Result<AuthSpec> {
 
     errors.finish()?;
     Ok(AuthSpec {
-        mask: ConstArg(mask),
+        methods,
         within: ConstArg(within.unwrap_or(-1)),
         grace: ConstArg(grace.unwrap_or(-1)),
     })

@@ -236,13 +236,19 @@ fn insert_param(function: &mut ItemFn, name: &Ident, ty: TokenStream) -> syn::Re
 
 fn generate(kind: Kind, spec: Spec, mut function: ItemFn) -> syn::Result<TokenStream> {
     let span = Span::call_site();
-    let guard = quote_spanned!(span=> ::flask_security_rs::guard);
+    let guard = quote_spanned!(span=> ::flask_security_rs::__private);
     match spec {
         Spec::Auth(AuthSpec {
-            mask,
+            methods,
             within,
             grace,
         }) => {
+            let bits = methods.iter().map(|m| Ident::new(m, span));
+            let mask = if methods.is_empty() {
+                quote_spanned!(span=> 0)
+            } else {
+                quote_spanned!(span=> { #(#guard::#bits)|* })
+            };
             let name = Ident::new("__fs_auth", span);
             reject_repeat(kind, &function, &name)?;
             let ty = quote_spanned!(span=> #guard::AuthRequired<#mask, #within, #grace>);

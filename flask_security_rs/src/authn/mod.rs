@@ -1,0 +1,249 @@
+//! Authentication mechanisms: who the caller is, by session cookie (or
+//! remember cookie), auth token or HTTP basic, each looked up at most once
+//! per request; the session and CSRF cookies; auth tokens; freshness.
+//!
+//! Mechanisms only *recognise* a caller. Signing in (issuing a session or a
+//! token) happens in the login pipeline ([`crate::login`]).
+
+pub(crate) mod csrf;
+pub(crate) mod session;
+pub(crate) mod token;
+
+use rocket::request::Request;
+
+use crate::config::Mechanism;
+use crate::datastore::{Lookup, User};
+use crate::login::{self, Attempt, AuthnMethod};
+use crate::state::SecurityState;
+
+pub(crate) use token::{auth_token, parse_auth_token};
+
+struct SessionUser(Option<User>);
+struct TokenUser(Option<(User, f64)>);
+struct BasicUser(Option<User>);
+
+/// A token found in the request body by the fairing (JSON `auth_token`).
+pub(crate) struct BodyFields {
+    pub auth_token: Option<String>,
+    pub csrf_token: Option<String>,
+}
+
+pub(crate) fn body_fields<'r>(req: &'r Request<'_>) -> &'r BodyFields {
+    req.local_cache(|| BodyFields {
+        auth_token: None,
+        csrf_token: None,
+    })
+}
+
+fn state<'r>(req: &'r Request<'_>) -> Option<&'r SecurityState> {
+    SecurityState::of(req)
+}
+
+async fn load(state: &SecurityState, by: Lookup<'_>) -> Option<User> {
+    match state.datastore.find_user(by).await {
+        Ok(u) => u.filter(|u| u.active),
+        Err(e) => {
+            log::error!("loading user failed: {e}");
+            None
+        }
+    }
+}
+
+/// The user of the session cookie (or of a valid remember cookie, which then
+/// restores the session). Looked up once per request.
+pub(crate) async fn session_user<'r>(req: &'r Request<'_>) -> Option<&'r User> {
+    let cached = req
+        .local_cache_async(async {
+            let Some(state) = state(req) else {
+                return SessionUser(None);
+            };
+            if let Some(uid) = session::get(req).user_id {
+                let user = load(state, Lookup::Uniquifier(&uid)).await;
+                if user.is_none() {
+                    session::update(req, |s| {
+                        s.user_id = None;
+                        s.fs_paa = None;
+                        s.fs_gexp = None;
+                    });
+                }
+                return SessionUser(user);
+            }
+            if let Some(uid) = session::remember_uid(req, state) {
+                let user = load(state, Lookup::Uniquifier(&uid)).await;
+                match &user {
+                    Some(u) => {
+                        session::update(req, |s| s.user_id = Some(u.fs_uniquifier.clone()));
+                        csrf::refresh_cookie(req, state);
+                    }
+                    None => session::clear_remember(req),
+                }
+                return SessionUser(user);
+            }
+            SessionUser(None)
+        })
+        .await;
+    cached.0.as_ref()
+}
+
+fn presented_token(req: &Request<'_>, state: &SecurityState) -> Option<String> {
+    if let Some(t) = &body_fields(req).auth_token {
+        return Some(t.clone());
+    }
+    if let Some(t) = crate::http::query_value(req, &state.config.token_authentication_key) {
+        return Some(t);
+    }
+    req.headers()
+        .get_one(&state.config.token_authentication_header)
+        .map(String::from)
+}
+
+/// The user of a valid auth token in the request, with the token's `fs_paa`.
+pub(crate) async fn token_user<'r>(req: &'r Request<'_>) -> Option<&'r (User, f64)> {
+    let cached = req
+        .local_cache_async(async {
+            let Some(state) = state(req) else {
+                return TokenUser(None);
+            };
+            let Some(token) = presented_token(req, state) else {
+                return TokenUser(None);
+            };
+            let Some((uid, paa)) = parse_auth_token(state, &token) else {
+                return TokenUser(None);
+            };
+            TokenUser(
+                load(state, Lookup::TokenUniquifier(&uid))
+                    .await
+                    .map(|u| (u, paa)),
+            )
+        })
+        .await;
+    cached.0.as_ref()
+}
+
+/// The user of valid HTTP basic credentials.
+pub(crate) async fn basic_user<'r>(req: &'r Request<'_>) -> Option<&'r User> {
+    let cached = req
+        .local_cache_async(async {
+            let Some(state) = state(req) else {
+                return BasicUser(None);
+            };
+            let Some((ident, password)) = basic_credentials(req) else {
+                return BasicUser(None);
+            };
+            let user = find_by_identity(state, &ident).await;
+            let attempt = Attempt::new(req, AuthnMethod::Basic).identity(&ident);
+            match login::check_password(state, &attempt, user.as_ref(), &password).await {
+                Ok(()) => BasicUser(user.filter(|u| u.active)),
+                Err(_) => BasicUser(None),
+            }
+        })
+        .await;
+    cached.0.as_ref()
+}
+
+fn basic_credentials(req: &Request<'_>) -> Option<(String, String)> {
+    use base64::Engine;
+    let h = req.headers().get_one("Authorization")?;
+    let (scheme, rest) = h.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(rest.trim())
+        .ok()?;
+    let text = String::from_utf8(raw).ok()?;
+    let (u, p) = text.split_once(':')?;
+    Some((u.to_string(), p.to_string()))
+}
+
+/// Finds a user by any identity attribute (email, then username when enabled).
+pub(crate) async fn find_by_identity(state: &SecurityState, ident: &str) -> Option<User> {
+    let by_email = state
+        .datastore
+        .find_user(Lookup::Email(ident))
+        .await
+        .ok()
+        .flatten();
+    if by_email.is_some() || !state.config.username_enable {
+        return by_email;
+    }
+    state
+        .datastore
+        .find_user(Lookup::Username(ident))
+        .await
+        .ok()
+        .flatten()
+}
+
+/// The current user: the session's, else the token's (a session user wins over
+/// a token of someone else, as in Flask-Security).
+pub(crate) async fn current_user<'r>(req: &'r Request<'_>) -> Option<&'r User> {
+    if let Some(u) = session_user(req).await {
+        return Some(u);
+    }
+    token_user(req).await.map(|(u, _)| u)
+}
+
+/// Logs the caller out: session, remember cookie and CSRF cookie go.
+/// Cookies are deleted only where the browser has them, as Flask does.
+pub(crate) fn logout_user(req: &Request<'_>, state: &SecurityState) {
+    let jar = req.cookies();
+    let had_session = jar.get(session::SESSION_COOKIE).is_some();
+    let had_remember = jar.get(session::REMEMBER_COOKIE).is_some();
+    session::clear(req);
+    if had_session {
+        session::expire(req, session::SESSION_COOKIE);
+        csrf::clear_cookie(req, state);
+    }
+    if had_remember {
+        session::clear_remember(req);
+    }
+}
+
+/// Flask-Security's freshness check (`check_and_update_authn_fresh`).
+/// `within`/`grace` in seconds; `within < 0` means always fresh.
+pub(crate) fn check_fresh(
+    req: &Request<'_>,
+    state: &SecurityState,
+    within: i64,
+    grace: i64,
+    via: Mechanism,
+    token_paa: Option<f64>,
+) -> bool {
+    if via == Mechanism::Basic || within < 0 {
+        return true;
+    }
+    let now = state.clock.now();
+    let sess = session::get(req);
+    let paa = match via {
+        Mechanism::Session => sess.fs_paa,
+        Mechanism::Token if state.config.freshness_allow_auth_token => {
+            token_paa.filter(|p| *p > 0.0)
+        }
+        _ => None,
+    };
+    let Some(paa) = paa else { return false };
+    if via == Mechanism::Session && sess.fs_gexp.is_some_and(|g| now < g) {
+        session::update(req, |s| s.fs_gexp = Some(now + grace as f64));
+        return true;
+    }
+    let age = now - paa;
+    if -(within as f64) < age && age < within as f64 {
+        if via == Mechanism::Session {
+            session::update(req, |s| s.fs_gexp = Some(now + grace as f64));
+        }
+        return true;
+    }
+    false
+}
+
+/// Marks the session freshly authenticated (after `/verify`).
+pub(crate) fn reauthenticated(req: &Request<'_>, state: &SecurityState) {
+    let now = state.clock.now();
+    session::update(req, |s| {
+        if s.user_id.is_some() {
+            s.fs_paa = Some(now);
+            s.fs_gexp = None;
+        }
+    });
+}

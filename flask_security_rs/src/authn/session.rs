@@ -1,0 +1,218 @@
+//! The `session` cookie (private: encrypted and authenticated with Rocket's
+//! `secret_key`) and the `remember_token` cookie.
+
+use std::sync::Mutex;
+
+use rocket::http::{Cookie, CookieJar};
+use rocket::request::Request;
+use serde::{Deserialize, Serialize};
+
+use crate::messages::Message;
+use crate::state::SecurityState;
+
+/// Name of the session cookie.
+pub(crate) const SESSION_COOKIE: &str = "session";
+/// Name of the remember-me cookie.
+pub(crate) const REMEMBER_COOKIE: &str = "remember_token";
+
+/// What the session holds (the keys Flask-Security and Flask-Login use).
+#[derive(Clone, Default, Serialize, Deserialize, PartialEq)]
+pub(crate) struct SessionData {
+    /// `fs_uniquifier` of the logged-in user.
+    #[serde(rename = "_user_id", default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
+    /// Time of the last primary authentication (epoch seconds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fs_paa: Option<f64>,
+    /// End of the freshness grace period (epoch seconds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fs_gexp: Option<f64>,
+    /// Raw CSRF secret of this session.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub csrf_token: Option<String>,
+    /// Messages for the next rendered page.
+    #[serde(rename = "_flashes", default, skip_serializing_if = "Vec::is_empty")]
+    pub flashes: Vec<Message>,
+    /// When the cookie was last written (epoch seconds), for
+    /// `permanent_session_lifetime`.
+    #[serde(rename = "_iat", default, skip_serializing_if = "Option::is_none")]
+    pub issued_at: Option<i64>,
+}
+
+impl SessionData {
+    fn is_empty(&self) -> bool {
+        SessionData {
+            issued_at: None,
+            ..self.clone()
+        } == SessionData::default()
+    }
+}
+
+impl std::fmt::Debug for SessionData {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionData")
+            .field("logged_in", &self.user_id.is_some())
+            .field("fs_paa", &self.fs_paa)
+            .field("fs_gexp", &self.fs_gexp)
+            .finish_non_exhaustive()
+    }
+}
+
+struct Cached(Mutex<SessionData>);
+
+fn cached<'r>(req: &'r Request<'_>) -> &'r Cached {
+    req.local_cache(|| {
+        let state = SecurityState::of(req);
+        let data = req
+            .cookies()
+            .get_private(SESSION_COOKIE)
+            .and_then(|c| serde_json::from_str::<SessionData>(c.value()).ok())
+            // Like Flask's signed cookie: too old since its last write, it is void.
+            .filter(|d| match (state, d.issued_at) {
+                (Some(s), Some(iat)) => {
+                    s.clock.now_secs() - iat <= s.config.permanent_session_lifetime
+                }
+                _ => true,
+            })
+            .unwrap_or_default();
+        Cached(Mutex::new(data))
+    })
+}
+
+/// A copy of the request's session.
+pub(crate) fn get(req: &Request<'_>) -> SessionData {
+    cached(req).0.lock().map(|s| s.clone()).unwrap_or_default()
+}
+
+/// Changes the session and sends the new cookie (or deletes it when empty).
+pub(crate) fn update<T>(req: &Request<'_>, f: impl FnOnce(&mut SessionData) -> T) -> T {
+    let cache = cached(req);
+    let mut guard = match cache.0.lock() {
+        Ok(g) => g,
+        Err(poisoned) => poisoned.into_inner(),
+    };
+    let before = guard.clone();
+    let out = f(&mut guard);
+    // Only a changed session is sent again.
+    if *guard != before {
+        if let Some(state) = SecurityState::of(req) {
+            guard.issued_at = Some(state.clock.now_secs());
+        }
+        write(req, &guard);
+    }
+    out
+}
+
+fn write(req: &Request<'_>, data: &SessionData) {
+    if data.is_empty() {
+        expire(req, SESSION_COOKIE);
+        return;
+    }
+    let Ok(value) = serde_json::to_string(data) else {
+        return;
+    };
+    let Some(state) = SecurityState::of(req) else {
+        return;
+    };
+    let cfg = &state.config;
+    let mut cookie = Cookie::build((SESSION_COOKIE, value))
+        // A browser-session cookie, as Flask sends it (Rocket would add a week).
+        .expires(None::<rocket::time::OffsetDateTime>)
+        .path("/")
+        .http_only(cfg.session_cookie_httponly)
+        .secure(cfg.session_cookie_secure);
+    if let Some(s) = cfg.session_cookie_samesite {
+        cookie = cookie.same_site(s.to_cookie());
+    }
+    req.cookies().add_private(cookie);
+}
+
+/// Queues a message for the next HTML page (Flask's `flash`).
+pub(crate) fn flash(req: &Request<'_>, state: &SecurityState, message: Message) {
+    if state.config.flash_messages {
+        update(req, |s| s.flashes.push(message));
+    }
+}
+
+/// Takes the queued messages.
+pub(crate) fn take_flashes(req: &Request<'_>) -> Vec<Message> {
+    if get(req).flashes.is_empty() {
+        return Vec::new();
+    }
+    update(req, |s| std::mem::take(&mut s.flashes))
+}
+
+/// Signs `user` in on this request's session: new `fs_paa`, a new CSRF
+/// cookie and, when asked, the remember cookie.
+pub(crate) fn start(req: &Request<'_>, state: &SecurityState, uid: &str, remember: bool) {
+    let now = state.clock.now();
+    update(req, |s| {
+        s.user_id = Some(uid.to_string());
+        s.fs_paa = Some(now);
+        s.fs_gexp = None;
+    });
+    if remember {
+        set_remember(req.cookies(), state, uid);
+    }
+    super::csrf::refresh_cookie(req, state);
+}
+
+/// Clears the session (logout), keeping queued flashes.
+pub(crate) fn clear(req: &Request<'_>) {
+    update(req, |s| {
+        let flashes = std::mem::take(&mut s.flashes);
+        *s = SessionData {
+            flashes,
+            ..SessionData::default()
+        };
+    });
+}
+
+/// The uid in a valid `remember_token` cookie.
+pub(crate) fn remember_uid(req: &Request<'_>, state: &SecurityState) -> Option<String> {
+    let cookie = req.cookies().get(REMEMBER_COOKIE)?;
+    let refs: Vec<&[u8]> = state.keys.iter().map(Vec::as_slice).collect();
+    crate::tokens::verify_remember_cookie(&refs, cookie.value())
+}
+
+/// Sets the `remember_token` cookie for `uid`.
+fn set_remember(jar: &CookieJar<'_>, state: &SecurityState, uid: &str) {
+    let Some(key) = state.config.secret_key.as_ref() else {
+        return;
+    };
+    let cfg = &state.config;
+    let value = crate::tokens::remember_cookie_value(key.expose().as_bytes(), uid);
+    let expires = rocket::time::OffsetDateTime::now_utc()
+        + rocket::time::Duration::seconds(cfg.remember_cookie_duration);
+    let mut cookie = Cookie::build((REMEMBER_COOKIE, value))
+        .path("/")
+        .http_only(cfg.remember_cookie_httponly)
+        .secure(cfg.remember_secure())
+        .expires(expires);
+    if let Some(s) = cfg.remember_cookie_samesite {
+        cookie = cookie.same_site(s.to_cookie());
+    }
+    jar.add(cookie);
+}
+
+/// Deletes the `remember_token` cookie.
+pub(crate) fn clear_remember(req: &Request<'_>) {
+    expire(req, REMEMBER_COOKIE);
+}
+
+/// Sends a cookie that deletes `name` (empty, `Max-Age=0`, expired), with the
+/// attributes the cookie was set with, whether or not the request carried it.
+pub(crate) fn expire(req: &Request<'_>, name: &str) {
+    let cfg = SecurityState::of(req).map(|s| &s.config);
+    let secure = cfg.is_some_and(|c| c.session_cookie_secure);
+    let mut cookie = Cookie::build((name.to_string(), String::new()))
+        .path("/")
+        .http_only(true)
+        .secure(secure)
+        .max_age(rocket::time::Duration::ZERO)
+        .expires(rocket::time::OffsetDateTime::UNIX_EPOCH);
+    if let Some(s) = cfg.and_then(|c| c.session_cookie_samesite) {
+        cookie = cookie.same_site(s.to_cookie());
+    }
+    req.cookies().add(cookie);
+}

@@ -1,0 +1,335 @@
+//! The [`Security`] fairing: reads and checks the configuration, manages the
+//! state, installs the enabled features and registers the catchers.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use rocket::data::Data;
+use rocket::fairing::{self, Fairing, Info, Kind};
+use rocket::{Build, Request, Rocket};
+
+use crate::authn::BodyFields;
+use crate::clock::Clock;
+use crate::config::{self, ConfigError, Mechanism, MailConfig, Secret, SecurityConfig};
+use crate::datastore::{Admin, DatastoreError, User, UserDatastore};
+use crate::features::{self, Setup};
+use crate::http::templates::Templates;
+use crate::http::{self, Reply};
+use crate::login::LoginHook;
+use crate::mail::{ConsoleMailer, Mailer, SmtpMailer};
+use crate::messages::Catalogue;
+use crate::passwords::{PasswordPolicy, PasswordUtil, Passwords};
+use crate::state::{FailureHandler, Hooks, SecurityState, TokenExpiry};
+
+type Seed = Arc<
+    dyn Fn(Admin) -> Pin<Box<dyn Future<Output = Result<(), DatastoreError>> + Send>> + Send + Sync,
+>;
+
+/// The fairing that installs Flask-Security: state, routes, catchers.
+///
+/// ```no_run
+/// use flask_security_rs::entity::{role, user};
+/// use flask_security_rs::{SeaOrmDatastore, Security};
+///
+/// #[rocket::launch]
+/// async fn rocket() -> _ {
+///     let db = sea_orm::Database::connect("sqlite://app.db?mode=rwc").await.unwrap();
+///     flask_security_rs::migration::create_tables::<user::Entity>(&db).await.unwrap();
+///     rocket::build().attach(Security::new(SeaOrmDatastore::<user::Model, role::Model>::new(db)))
+/// }
+/// ```
+pub struct Security {
+    datastore: Arc<dyn UserDatastore>,
+    mailer: Option<Arc<dyn Mailer>>,
+    clock: Clock,
+    token_expiry: Option<TokenExpiry>,
+    unauthn_handler: Option<FailureHandler>,
+    unauthz_handler: Option<FailureHandler>,
+    login_hooks: Vec<Arc<dyn LoginHook>>,
+    seed: Option<Seed>,
+    register_catchers: bool,
+}
+
+impl std::fmt::Debug for Security {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Security").finish_non_exhaustive()
+    }
+}
+
+impl Security {
+    /// Flask-Security on `datastore`; configuration comes from Rocket's
+    /// figment (`[default.security]`).
+    pub fn new(datastore: impl UserDatastore) -> Self {
+        Self::with_datastore(Arc::new(datastore))
+    }
+
+    /// Like [`Security::new`] with a shared datastore.
+    pub fn with_datastore(datastore: Arc<dyn UserDatastore>) -> Self {
+        Security {
+            datastore,
+            mailer: None,
+            clock: Clock::new(),
+            token_expiry: None,
+            unauthn_handler: None,
+            unauthz_handler: None,
+            login_hooks: Vec::new(),
+            seed: None,
+            register_catchers: true,
+        }
+    }
+
+    /// Uses `mailer` instead of the one the configuration implies.
+    pub fn mailer(mut self, mailer: impl Mailer) -> Self {
+        self.mailer = Some(Arc::new(mailer));
+        self
+    }
+
+    /// Uses a shared `mailer`.
+    pub fn shared_mailer(mut self, mailer: Arc<dyn Mailer>) -> Self {
+        self.mailer = Some(mailer);
+        self
+    }
+
+    /// Uses `clock` (tests move it to check expiry).
+    pub fn clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Per-user auth token expiry (`SECURITY_TOKEN_EXPIRE_TIMESTAMP`): a unix
+    /// time, or 0 for none.
+    ///
+    /// ```
+    /// # use flask_security_rs::{Security, SeaOrmDatastore, entity::{role, user}};
+    /// # fn f(s: Security) -> Security {
+    /// // Admins' tokens last a day, everyone else's an hour.
+    /// s.token_expiry(|user| {
+    ///     let hours = if user.has_role("admin") { 24 } else { 1 };
+    ///     flask_security_rs::Clock::new().now_secs() + hours * 3600
+    /// })
+    /// # }
+    /// ```
+    pub fn token_expiry(mut self, f: impl Fn(&User) -> i64 + Send + Sync + 'static) -> Self {
+        self.token_expiry = Some(Arc::new(f));
+        self
+    }
+
+    /// Replaces the answer to unauthenticated requests (401 / redirect to login).
+    pub fn unauthn_handler(
+        mut self,
+        f: impl for<'r> Fn(&'r Request<'_>) -> Reply + Send + Sync + 'static,
+    ) -> Self {
+        self.unauthn_handler = Some(Arc::new(f));
+        self
+    }
+
+    /// Replaces the answer to unauthorized requests (403); return
+    /// [`Reply::custom`] for a body of your own.
+    pub fn unauthz_handler(
+        mut self,
+        f: impl for<'r> Fn(&'r Request<'_>) -> Reply + Send + Sync + 'static,
+    ) -> Self {
+        self.unauthz_handler = Some(Arc::new(f));
+        self
+    }
+
+    /// Plugs `hook` into the login pipeline (throttling, second factor,
+    /// events); hooks run in the order they were added.
+    pub fn login_hook(mut self, hook: impl LoginHook) -> Self {
+        self.login_hooks.push(Arc::new(hook));
+        self
+    }
+
+    /// Runs `seed` at ignite, once the state is ready: create roles and
+    /// users with the configured password hasher. A failure stops launch.
+    ///
+    /// ```
+    /// # use flask_security_rs::{NewUser, Security, UserDatastoreExt};
+    /// # fn f(s: Security) -> Security {
+    /// s.seed(|admin| async move {
+    ///     admin.datastore().find_or_create_role("admin", &["admin-read"]).await?;
+    ///     if admin.find_user("admin@example.com").await?.is_none() {
+    ///         let new = NewUser::new("admin@example.com").roles(["admin"]);
+    ///         admin.create_user(new, "password").await?;
+    ///     }
+    ///     Ok(())
+    /// })
+    /// # }
+    /// ```
+    pub fn seed<F, Fut>(mut self, seed: F) -> Self
+    where
+        F: Fn(Admin) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), DatastoreError>> + Send + 'static,
+    {
+        self.seed = Some(Arc::new(move |admin| Box::pin(seed(admin))));
+        self
+    }
+
+    /// Leaves catcher registration to the application
+    /// (register [`crate::catchers()`] yourself, possibly under a base).
+    pub fn without_catchers(mut self) -> Self {
+        self.register_catchers = false;
+        self
+    }
+
+    /// Builds the state and the routes from the figment.
+    fn build(&self, figment: &rocket::figment::Figment, debug: bool) -> Result<Built, String> {
+        let err = |e: ConfigError| e.to_string();
+        let mut config: SecurityConfig = config::extract(figment).map_err(err)?;
+        for (name, value) in [
+            ("secret_key", &mut config.secret_key),
+            ("password_salt", &mut config.password_salt),
+        ] {
+            if value.as_ref().is_none_or(|v| v.expose().is_empty()) {
+                if !debug {
+                    return Err(format!(
+                        "`security.{name}` must be set outside the debug profile"
+                    ));
+                }
+                log::warn!("`security.{name}` is not set: using a random one (debug profile only)");
+                *value = Some(Secret::new(random_secret()));
+            }
+        }
+        config.validate().map_err(err)?;
+        let mail: MailConfig = config::extract(figment).map_err(err)?;
+        let messages = Catalogue::from_figment(figment).map_err(err)?;
+
+        let mut setup = Setup::new(figment, &config, Hooks::new(self.login_hooks.clone()));
+        for feature in features::REGISTRY {
+            (feature.install)(&mut setup).map_err(err)?;
+        }
+        let known = features::known_keys();
+        let known: Vec<&str> = known.iter().map(String::as_str).collect();
+        config::check_unknown_keys(figment, &known).map_err(err)?;
+        let (mut routes, hooks, urls, manage) = setup.into_parts();
+        let extra = http::method_routes(&routes);
+        routes.extend(extra);
+
+        let templates = Templates::load(config.templates_dir.as_deref(), features::all_templates())
+            .map_err(|e| format!("loading security templates failed: {e}"))?;
+        let mailer: Arc<dyn Mailer> = match (&self.mailer, &mail.mail_server) {
+            (Some(m), _) => m.clone(),
+            (None, Some(_)) => Arc::new(
+                SmtpMailer::from_config(&mail).map_err(|e| format!("mail configuration: {e}"))?,
+            ),
+            (None, None) => Arc::new(ConsoleMailer),
+        };
+        let (m, t, p) = config.argon2_params();
+        let salt = config
+            .password_salt
+            .as_ref()
+            .map(|s| s.expose().to_string())
+            .unwrap_or_default();
+        let passwords = Passwords::new(PasswordUtil::new(&salt).with_argon2_params(m, t, p));
+        let state = SecurityState {
+            policy: PasswordPolicy::new(&config),
+            keys: config.signing_keys(),
+            default_mechanisms: Mechanism::mask(&config.api_enabled_methods),
+            config,
+            datastore: self.datastore.clone(),
+            passwords,
+            mailer,
+            clock: self.clock.clone(),
+            messages,
+            templates,
+            hooks,
+            urls,
+            token_expiry: self.token_expiry.clone(),
+            unauthn_handler: self.unauthn_handler.clone(),
+            unauthz_handler: self.unauthz_handler.clone(),
+        };
+        Ok(Built {
+            state,
+            routes,
+            manage,
+        })
+    }
+}
+
+struct Built {
+    state: SecurityState,
+    routes: Vec<rocket::Route>,
+    manage: Vec<Box<dyn FnOnce(Rocket<Build>) -> Rocket<Build> + Send>>,
+}
+
+fn random_secret() -> String {
+    use rand::RngCore;
+    let mut b = [0u8; 32];
+    rand::thread_rng().fill_bytes(&mut b);
+    hex::encode(b)
+}
+
+#[rocket::async_trait]
+impl Fairing for Security {
+    fn info(&self) -> Info {
+        Info {
+            name: "Flask-Security",
+            kind: Kind::Ignite | Kind::Request | Kind::Singleton,
+        }
+    }
+
+    async fn on_ignite(&self, rocket: Rocket<Build>) -> fairing::Result {
+        let debug = rocket.figment().profile() == rocket::Config::DEBUG_PROFILE;
+        let built = match self.build(rocket.figment(), debug) {
+            Ok(b) => b,
+            Err(e) => {
+                log::error!("flask_security_rs: {e}");
+                return Err(rocket);
+            }
+        };
+        let base = built
+            .state
+            .config
+            .url_prefix
+            .clone()
+            .filter(|p| !p.is_empty())
+            .unwrap_or_else(|| "/".into());
+        let admin = built.state.admin();
+        let mut rocket = rocket.manage(built.state).mount(base, built.routes);
+        for manage in built.manage {
+            rocket = manage(rocket);
+        }
+        if self.register_catchers {
+            rocket = rocket.register("/", http::catchers());
+        }
+        if let Some(seed) = &self.seed
+            && let Err(e) = seed(admin).await
+        {
+            log::error!("flask_security_rs: seeding failed: {e}");
+            return Err(rocket);
+        }
+        Ok(rocket)
+    }
+
+    async fn on_request(&self, req: &mut Request<'_>, data: &mut Data<'_>) {
+        let json = http::is_json_body(req);
+        let form = req.content_type().is_some_and(|ct| ct.is_form());
+        if !json && !form {
+            return;
+        }
+        let peeked = data.peek(512).await;
+        let (mut auth_token, mut csrf_token) = (None, None);
+        if json {
+            if let Ok(serde_json::Value::Object(m)) =
+                serde_json::from_slice::<serde_json::Value>(peeked)
+            {
+                auth_token = m
+                    .get("auth_token")
+                    .and_then(|v| v.as_str())
+                    .map(String::from);
+            }
+        } else {
+            // Tokens come from a JSON body, the query or the header; forms carry CSRF only.
+            for (k, v) in url::form_urlencoded::parse(peeked) {
+                if k == "csrf_token" && csrf_token.is_none() {
+                    csrf_token = Some(v.into_owned());
+                }
+            }
+        }
+        req.local_cache(|| BodyFields {
+            auth_token,
+            csrf_token,
+        });
+    }
+}

@@ -1,0 +1,149 @@
+//! The feature registry. Each feature is one folder: its routes, forms,
+//! configuration section, templates and the hooks it plugs into the kernel.
+//! [`REGISTRY`] lists them; the fairing installs each one, and each decides
+//! from its own configuration keys whether it mounts anything.
+//!
+//! A new feature adds its folder and one line here. It reaches other features
+//! only through the kernel's hooks (login pipeline, account checks, mail
+//! context, URLs for templates), never through their internals.
+
+mod change_email;
+mod change_password;
+mod change_username;
+mod confirm;
+mod login;
+mod recover;
+mod recover_username;
+mod register;
+
+use std::sync::Arc;
+
+use rocket::figment::Figment;
+use rocket::{Build, Rocket, Route};
+use serde::de::DeserializeOwned;
+
+use crate::config::{self, ConfigError, SecurityConfig};
+use crate::state::Hooks;
+
+/// One feature.
+pub(crate) struct Feature {
+    /// The configuration keys its section reads.
+    pub keys: fn() -> &'static [&'static str],
+    /// Its built-in templates: `(name, source)`.
+    pub templates: &'static [(&'static str, &'static str)],
+    /// Reads its section and, when enabled, mounts routes and plugs hooks.
+    pub install: fn(&mut Setup<'_>) -> Result<(), ConfigError>,
+}
+
+/// Every feature, in the order they are installed.
+pub(crate) const REGISTRY: &[Feature] = &[
+    login::FEATURE,
+    register::FEATURE,
+    confirm::FEATURE,
+    recover::FEATURE,
+    change_password::FEATURE,
+    change_email::FEATURE,
+    change_username::FEATURE,
+    recover_username::FEATURE,
+];
+
+type Manage = Box<dyn FnOnce(Rocket<Build>) -> Rocket<Build> + Send>;
+
+/// What a feature's `install` works with.
+pub(crate) struct Setup<'a> {
+    figment: &'a Figment,
+    /// The kernel configuration.
+    pub config: &'a SecurityConfig,
+    pub(crate) routes: Vec<Route>,
+    pub(crate) hooks: Hooks,
+    pub(crate) urls: Vec<(&'static str, String)>,
+    manage: Vec<Manage>,
+}
+
+impl<'a> Setup<'a> {
+    pub(crate) fn new(figment: &'a Figment, config: &'a SecurityConfig, hooks: Hooks) -> Self {
+        Setup {
+            figment,
+            config,
+            routes: Vec::new(),
+            hooks,
+            urls: Vec::new(),
+            manage: Vec::new(),
+        }
+    }
+
+    /// Reads the feature's configuration section.
+    pub fn section<T: DeserializeOwned + Default>(&self) -> Result<T, ConfigError> {
+        config::extract(self.figment)
+    }
+
+    /// Mounts `routes` under `url_prefix` and publishes the feature's main
+    /// URL to templates as `<name>_url`.
+    pub fn mount(&mut self, name: &'static str, path: &str, routes: Vec<Route>) {
+        self.routes.extend(routes);
+        self.urls.push((name, self.config.url(path)));
+    }
+
+    /// Manages `value` as Rocket state (the feature's configuration, say).
+    pub fn manage<T: Send + Sync + 'static>(&mut self, value: T) {
+        self.manage.push(Box::new(move |r| r.manage(value)));
+    }
+
+    /// Adds an account check to the login pipeline.
+    pub fn account_check(
+        &mut self,
+        check: impl Fn(&crate::datastore::User) -> Option<crate::messages::Msg> + Send + Sync + 'static,
+    ) {
+        self.hooks.account_checks.push(Arc::new(check));
+    }
+
+    /// Adds to the context of other features' mails.
+    pub fn mail_context(&mut self, hook: impl crate::mail::MailContext) {
+        self.hooks.mail_context.push(Arc::new(hook));
+    }
+
+    /// Applies the state the features asked to manage.
+    pub(crate) fn into_parts(self) -> (Vec<Route>, Hooks, Vec<(&'static str, String)>, Vec<Manage>) {
+        (self.routes, self.hooks, self.urls, self.manage)
+    }
+}
+
+/// Every configuration key some section reads: the kernel's, the mail
+/// settings, the message overrides and every feature's.
+pub(crate) fn known_keys() -> Vec<String> {
+    let mut keys: Vec<String> = config::field_names::<SecurityConfig>()
+        .iter()
+        .chain(config::field_names::<config::MailConfig>())
+        .map(|k| (*k).to_string())
+        .collect();
+    keys.extend(crate::messages::Msg::ALL.iter().map(|m| m.config_key()));
+    for f in REGISTRY {
+        keys.extend((f.keys)().iter().map(|k| (*k).to_string()));
+    }
+    keys
+}
+
+/// The built-in templates: the kernel's and every feature's.
+pub(crate) fn all_templates() -> Vec<(&'static str, &'static str)> {
+    let mut all = crate::http::templates::KERNEL.to_vec();
+    for f in REGISTRY {
+        all.extend_from_slice(f.templates);
+    }
+    all
+}
+
+/// `include_str!`s of templates in the workspace's `templates/` folder.
+macro_rules! templates {
+    ($($name:literal),* $(,)?) => {
+        &[$(($name, include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../templates/", $name)))),*]
+    };
+}
+pub(crate) use templates;
+
+/// The keys of a section type, for [`Feature::keys`].
+macro_rules! section_keys {
+    ($ty:ty) => {
+        || $crate::config::field_names::<$ty>()
+    };
+}
+pub(crate) use section_keys;

@@ -1,0 +1,324 @@
+//! Registerable: `/register`, and the welcome mail.
+
+use rocket::{State, get, post, routes};
+use rocket_dyn_templates::tera::Context;
+use serde::Deserialize;
+
+use super::{Feature, Setup, section_keys, templates};
+use crate::config::ConfigError;
+use crate::datastore::{DatastoreError, Lookup, NewUser, User};
+use crate::http::redirect::redirect_allowed;
+use crate::http::{Ctx, FormErrors, FormInput, Reply, query_value, text};
+use crate::identity::{check_username, normalize_email};
+use crate::login::{self, Attempt, AuthnMethod, SignIn};
+use crate::mail::{self, Outgoing};
+use crate::messages::{Message, Msg};
+
+/// The register feature's keys.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub(crate) struct RegisterConfig {
+    /// `SECURITY_REGISTERABLE`. _Default:_ `false`.
+    registerable: bool,
+    /// `SECURITY_SEND_REGISTER_EMAIL`. _Default:_ `true`.
+    send_register_email: bool,
+    /// `SECURITY_EMAIL_SUBJECT_REGISTER`. _Default:_ `"Welcome"`.
+    email_subject_register: String,
+    /// `SECURITY_POST_REGISTER_VIEW`. _Default:_ none (`post_login_view`).
+    post_register_view: Option<String>,
+    /// `SECURITY_PASSWORD_CONFIRM_REQUIRED`. _Default:_ `true`.
+    password_confirm_required: bool,
+}
+
+impl Default for RegisterConfig {
+    fn default() -> Self {
+        RegisterConfig {
+            registerable: false,
+            send_register_email: true,
+            email_subject_register: "Welcome".into(),
+            post_register_view: None,
+            password_confirm_required: true,
+        }
+    }
+}
+
+pub(crate) const FEATURE: Feature = Feature {
+    keys: section_keys!(RegisterConfig),
+    templates: templates!(
+        "security/register_user.html.tera",
+        "security/email/welcome.txt.tera",
+        "security/email/welcome.html.tera",
+        "security/email/welcome_existing.txt.tera",
+        "security/email/welcome_existing.html.tera",
+        "security/email/welcome_existing_username.txt.tera",
+        "security/email/welcome_existing_username.html.tera",
+    ),
+    install,
+};
+
+fn install(setup: &mut Setup<'_>) -> Result<(), ConfigError> {
+    let cfg: RegisterConfig = setup.section()?;
+    if cfg.registerable {
+        setup.manage(cfg);
+        setup.mount("register", "/register", routes![register_get, register_post]);
+    }
+    Ok(())
+}
+
+fn register_page(ctx: &Ctx<'_>, form: Option<&FormInput>, errors: &FormErrors) -> Reply {
+    let mut c = Context::new();
+    c.insert("action", &ctx.req.uri().to_string());
+    let field = |n: &str| {
+        form.and_then(|f| f.text(n).ok().flatten())
+            .unwrap_or_default()
+    };
+    c.insert("email", &field("email"));
+    c.insert("username", &field("username"));
+    ctx.page("security/register_user.html.tera", c, errors)
+}
+
+#[get("/register")]
+async fn register_get(ctx: Ctx<'_>) -> Reply {
+    if let Err(reply) = ctx.anonymous_only().await {
+        return reply;
+    }
+    ctx.form_get(|c, e| register_page(c, None, e))
+}
+
+/// What the form asks for, once it is valid.
+struct Registration {
+    email: String,
+    username: Option<String>,
+    password: String,
+    /// Generic responses: the address (or the username) is someone's already.
+    taken: Option<Taken>,
+}
+
+enum Taken {
+    Email(Box<User>),
+    Username,
+}
+
+async fn read_form(
+    ctx: &Ctx<'_>,
+    cfg: &RegisterConfig,
+    form: &FormInput,
+) -> Result<Registration, FormErrors> {
+    let core = ctx.config();
+    let ds = &ctx.state.datastore;
+    let mut errors = FormErrors::new();
+    let email_raw = text(form, "email", &mut errors);
+    let username_raw = if core.username_enable {
+        text(form, "username", &mut errors)
+    } else {
+        None
+    };
+    let password = text(form, "password", &mut errors);
+    let confirm = text(form, "password_confirm", &mut errors);
+    let generic = core.return_generic_responses;
+    let mut email = None;
+    let mut taken = None;
+    match &email_raw {
+        None if !errors.has("email") => errors.add("email", Msg::EmailNotProvided),
+        None => {}
+        Some(raw) => match normalize_email(raw) {
+            None => errors.add("email", Msg::InvalidEmailAddress),
+            Some(e) => match ds.find_user(Lookup::Email(&e)).await {
+                Ok(Some(owner)) if generic => {
+                    taken = Some(Taken::Email(Box::new(owner)));
+                    email = Some(e);
+                }
+                Ok(Some(_)) => errors.add(
+                    "email",
+                    Message::new(Msg::EmailAlreadyAssociated).arg("email", &e),
+                ),
+                Ok(None) => email = Some(e),
+                Err(err) => {
+                    log::error!("register lookup failed: {err}");
+                    errors.add("", Msg::ApiError);
+                }
+            },
+        },
+    }
+    // Field order of Flask-Security's form: email, password, password_confirm, username.
+    match &password {
+        None if !errors.has("password") => errors.add("password", Msg::PasswordNotProvided),
+        None => {}
+        Some(pw) => {
+            let inputs = [
+                email.as_deref().unwrap_or(""),
+                username_raw.as_deref().unwrap_or(""),
+            ];
+            for e in ctx.state.policy.validate(pw, &inputs).await {
+                errors.add("password", e);
+            }
+        }
+    }
+    if cfg.password_confirm_required && !errors.has("password_confirm") {
+        match &confirm {
+            None => errors.add("password_confirm", Msg::PasswordNotProvided),
+            Some(c) if password.as_deref() != Some(c.as_str()) => {
+                errors.add("password_confirm", Msg::RetypePasswordMismatch)
+            }
+            _ => {}
+        }
+    }
+    let mut username = None;
+    match &username_raw {
+        None if core.username_required && !errors.has("username") => {
+            errors.add("username", Msg::UsernameNotProvided)
+        }
+        None => {}
+        Some(raw) => match check_username(core, raw) {
+            Err(msg) => errors.add("username", msg),
+            Ok(name) => match ds.find_user(Lookup::Username(&name)).await {
+                Ok(Some(_)) if generic => {
+                    taken = taken.or(Some(Taken::Username));
+                    username = Some(name);
+                }
+                Ok(Some(_)) => errors.add(
+                    "username",
+                    Message::new(Msg::UsernameAlreadyAssociated).arg("username", &name),
+                ),
+                Ok(None) => username = Some(name),
+                Err(err) => {
+                    log::error!("register lookup failed: {err}");
+                    errors.add("", Msg::ApiError);
+                }
+            },
+        },
+    }
+    if let Some(n) = text(form, "next", &mut errors).or_else(|| query_value(ctx.req, "next"))
+        && !redirect_allowed(ctx.req, &n)
+    {
+        errors.add("next", Msg::InvalidRedirect);
+    }
+    match (email, password, errors.is_empty()) {
+        (Some(email), Some(password), true) => Ok(Registration {
+            email,
+            username,
+            password,
+            taken,
+        }),
+        _ => Err(errors),
+    }
+}
+
+fn post_register_view(ctx: &Ctx<'_>, cfg: &RegisterConfig) -> String {
+    cfg.post_register_view
+        .clone()
+        .unwrap_or_else(|| ctx.config().post_login_view.clone())
+}
+
+#[post("/register", data = "<form>")]
+async fn register_post(ctx: Ctx<'_>, cfg: &State<RegisterConfig>, form: FormInput) -> Reply {
+    if let Err(reply) = ctx.anonymous_only().await {
+        return reply;
+    }
+    if let Err(reply) = ctx.unauth_csrf(&form).await {
+        return reply;
+    }
+    let reg = match read_form(&ctx, cfg, &form).await {
+        Ok(r) => r,
+        Err(errors) => return ctx.invalid(&errors, |c, e| register_page(c, Some(&form), e)),
+    };
+
+    // Generic responses: an existing identity gets a mail, the caller the same
+    // answer as a registration (minus `user`), after the same hashing work.
+    if let Some(taken) = &reg.taken {
+        let _ = ctx.state.passwords.hash(&reg.password).await;
+        send_existing(&ctx, cfg, taken, &reg).await;
+        return if ctx.json() {
+            Reply::ok(ctx.payload(None))
+        } else {
+            Reply::redirect(post_register_view(&ctx, cfg))
+        };
+    }
+    let Some(hash) = ctx.state.passwords.hash(&reg.password).await else {
+        return Reply::form(FormErrors::one("", Msg::ApiError));
+    };
+    let new = NewUser {
+        email: reg.email.clone(),
+        username: reg.username.clone(),
+        password_hash: Some(hash),
+        active: true,
+        ..Default::default()
+    };
+    let user = match ctx.state.datastore.create_user(new).await {
+        Ok(u) => u,
+        Err(e) => {
+            // Most likely a concurrent registration of the same identity.
+            if !matches!(e, DatastoreError::Conflict(_)) {
+                log::warn!("creating user failed: {e}");
+            }
+            let msg = Message::new(Msg::EmailAlreadyAssociated).arg("email", &reg.email);
+            let errors = FormErrors::one("email", msg);
+            return ctx.invalid(&errors, |c, e| register_page(c, Some(&form), e));
+        }
+    };
+    if cfg.send_register_email {
+        mail::send(
+            &ctx,
+            Outgoing {
+                to: &user.email,
+                subject: &cfg.email_subject_register,
+                template: "welcome",
+                context: Context::new(),
+                about: Some(&user),
+            },
+        )
+        .await;
+    }
+    let attempt = Attempt::new(ctx.req, AuthnMethod::Register).form(&form);
+    let outcome = login::sign_in(&ctx, user.clone(), &attempt).await;
+    if let SignIn::Challenge(reply) = outcome {
+        return reply;
+    }
+    if !ctx.json() {
+        if ctx.state.has_feature("confirm") {
+            ctx.flash(Message::new(Msg::ConfirmRegistration).arg("email", &user.email));
+        }
+        return Reply::redirect(post_register_view(&ctx, cfg));
+    }
+    match outcome {
+        SignIn::Done(issued) => Reply::ok(issued.payload(&ctx)),
+        _ => Reply::ok(ctx.payload(Some(&user))),
+    }
+}
+
+/// Generic mode: tells the owner of an address (or the registering address,
+/// when the username was taken) that someone tried to register it.
+async fn send_existing(ctx: &Ctx<'_>, cfg: &RegisterConfig, taken: &Taken, reg: &Registration) {
+    let subject = &cfg.email_subject_register;
+    match taken {
+        Taken::Email(owner) => {
+            mail::send(
+                ctx,
+                Outgoing {
+                    to: &owner.email,
+                    subject,
+                    template: "welcome_existing",
+                    context: Context::new(),
+                    about: Some(owner),
+                },
+            )
+            .await;
+        }
+        Taken::Username => {
+            let mut c = Context::new();
+            c.insert("email", &reg.email);
+            c.insert("username", &reg.username.clone().unwrap_or_default());
+            mail::send(
+                ctx,
+                Outgoing {
+                    to: &reg.email,
+                    subject,
+                    template: "welcome_existing_username",
+                    context: c,
+                    about: None,
+                },
+            )
+            .await;
+        }
+    }
+}

@@ -1,0 +1,172 @@
+//! [`Ctx`]: the request and the library state, as every feature handler
+//! gets them, with the few helpers every handler needs.
+
+use rocket::http::Status;
+use rocket::outcome::Outcome;
+use rocket::request::{self, FromRequest, Request};
+use rocket_dyn_templates::tera::Context;
+use serde_json::{Map, Value};
+
+use super::reply::{Page, Param};
+use super::{FormErrors, FormInput, Reply, want_json};
+use crate::datastore::User;
+use crate::guards;
+use crate::messages::{Message, Msg};
+use crate::state::SecurityState;
+use crate::{SecurityConfig, authn};
+
+/// What every handler needs: the request and the library state.
+pub(crate) struct Ctx<'r> {
+    pub req: &'r Request<'r>,
+    pub state: &'r SecurityState,
+}
+
+#[rocket::async_trait]
+impl<'r> FromRequest<'r> for Ctx<'r> {
+    type Error = ();
+
+    async fn from_request(req: &'r Request<'_>) -> request::Outcome<Self, ()> {
+        match SecurityState::of(req) {
+            Some(state) => Outcome::Success(Ctx { req, state }),
+            None => Outcome::Error((Status::InternalServerError, ())),
+        }
+    }
+}
+
+impl<'r> Ctx<'r> {
+    /// Whether the caller wants JSON.
+    pub fn json(&self) -> bool {
+        want_json(self.req)
+    }
+
+    /// The kernel configuration.
+    pub fn config(&self) -> &'r SecurityConfig {
+        &self.state.config
+    }
+
+    /// `{csrf_token}` plus `user` (`get_security_payload()`).
+    pub fn payload(&self, user: Option<&User>) -> Map<String, Value> {
+        let mut m = Map::new();
+        m.insert(
+            "csrf_token".into(),
+            Value::String(authn::csrf::generate(self.req, self.state)),
+        );
+        if let Some(u) = user {
+            m.insert("user".into(), Value::Object(u.security_payload().clone()));
+        }
+        m
+    }
+
+    /// A page rendered (when the reply is written) from `template`.
+    pub fn page(&self, template: &'static str, context: Context, errors: &FormErrors) -> Reply {
+        Reply::page(Page {
+            status: Status::Ok,
+            template,
+            context,
+            errors: errors.clone(),
+            messages: None,
+        })
+    }
+
+    /// A SPA redirect to `view` with the outcome in the query string.
+    pub fn spa(&self, view: &str, params: Vec<(&'static str, Param)>) -> Reply {
+        Reply::spa(view.to_string(), params)
+    }
+
+    /// Queues a flash message for the next HTML page.
+    pub fn flash(&self, msg: impl Into<Message>) {
+        authn::session::flash(self.req, self.state, msg.into());
+    }
+
+    /// The form's errors as JSON, or the page showing them.
+    pub fn invalid(&self, errors: &FormErrors, page: impl FnOnce(&Self, &FormErrors) -> Reply) -> Reply {
+        if self.json() {
+            Reply::form(errors.clone())
+        } else {
+            page(self, errors)
+        }
+    }
+
+    /// GET of a form usable anonymously: `{csrf_token}` as JSON, else the page.
+    pub fn form_get(&self, page: impl FnOnce(&Self, &FormErrors) -> Reply) -> Reply {
+        if self.json() {
+            Reply::ok(self.payload(None))
+        } else {
+            page(self, &FormErrors::new())
+        }
+    }
+
+    /// CSRF for endpoints usable anonymously (`unauth_csrf`): the reply to
+    /// send when it fails.
+    pub async fn unauth_csrf(&self, form: &FormInput) -> Result<(), Reply> {
+        if !authn::csrf::is_unsafe(self.req.method()) {
+            return Ok(());
+        }
+        let user = authn::current_user(self.req).await;
+        if user.is_none() && self.config().csrf_ignore_unauth_endpoints {
+            return Ok(());
+        }
+        let token = form.text("csrf_token").ok().flatten();
+        authn::csrf::validate(self.req, self.state, token.as_deref())
+            .map_err(|e| self.csrf_failed(e.message()))
+    }
+
+    /// The answer to a failed CSRF check.
+    pub fn csrf_failed(&self, msg: Msg) -> Reply {
+        if self.json() {
+            Reply::error(Status::BadRequest, msg)
+        } else {
+            let text = self.state.messages.text(msg);
+            Reply::html(
+                Status::BadRequest,
+                format!("<h1>Bad Request</h1><p>{text}</p>"),
+            )
+        }
+    }
+
+    /// Refuses an authenticated caller of an anonymous-only endpoint.
+    pub async fn anonymous_only(&self) -> Result<(), Reply> {
+        if authn::current_user(self.req).await.is_none() {
+            return Ok(());
+        }
+        Err(if self.json() {
+            Reply::error(Status::BadRequest, Msg::AnonymousUserRequired)
+        } else {
+            Reply::redirect(self.config().post_login_view.clone())
+        })
+    }
+
+    /// Absolute URL of a library path, for links in mails.
+    pub fn external_url(&self, path: &str) -> String {
+        let host = self
+            .req
+            .host()
+            .map(|h| h.to_string())
+            .unwrap_or_else(|| "localhost".into());
+        let scheme = if self.req.rocket().config().tls_enabled() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://{host}{}", self.config().url(path))
+    }
+
+    /// Authenticates by `api_enabled_methods` and, when `fresh`, checks
+    /// freshness (`freshness` / `freshness_grace_period`). On failure the
+    /// reason is recorded for the catcher and its status returned.
+    pub async fn require_user(&self, fresh: bool) -> Result<User, Status> {
+        let (within, grace) = if fresh {
+            (self.config().freshness, self.config().freshness_grace_period)
+        } else {
+            (-1, -1)
+        };
+        match guards::authenticate(self.req, 0, within, grace).await {
+            Ok((user, _)) => Ok(user),
+            Err(refusal) => {
+                let status = refusal.status();
+                guards::record(self.req, refusal);
+                Err(status)
+            }
+        }
+    }
+}

@@ -1,0 +1,108 @@
+//! What the library's routes and guards share, managed by the fairing.
+
+use std::sync::Arc;
+
+use rocket::request::Request;
+use serde_json::{Map, Value, json};
+
+use crate::clock::Clock;
+use crate::config::SecurityConfig;
+use crate::datastore::{Admin, User, UserDatastore};
+use crate::http::Reply;
+use crate::http::templates::Templates;
+use crate::login::{AccountCheck, LoginHook};
+use crate::mail::{MailContext, Mailer};
+use crate::messages::Catalogue;
+use crate::passwords::{PasswordPolicy, Passwords};
+use crate::tokens::Serializer;
+
+/// Computes an auth token's `exp` for a user (`SECURITY_TOKEN_EXPIRE_TIMESTAMP`):
+/// a unix time, or 0 for none.
+pub type TokenExpiry = Arc<dyn Fn(&User) -> i64 + Send + Sync>;
+
+/// Answers a refused request (Flask-Security's `unauthn_handler` /
+/// `unauthz_handler`). Read why with [`crate::refusal`].
+pub type FailureHandler = Arc<dyn for<'r> Fn(&'r Request<'_>) -> Reply + Send + Sync>;
+
+/// The hooks features and the application plug into the kernel.
+#[derive(Default)]
+pub(crate) struct Hooks {
+    /// Login pipeline hooks (throttling, second factor, events).
+    pub login: Vec<Arc<dyn LoginHook>>,
+    /// Account checks features add to the login pipeline.
+    pub account_checks: Vec<AccountCheck>,
+    /// Features' additions to mails about a user.
+    pub mail_context: Vec<Arc<dyn MailContext>>,
+    /// What `GET /verify` and the 401 `reauth_required` answer say about the
+    /// other ways to re-authenticate (passkeys, OAuth); features override.
+    pub reauth_options: Map<String, Value>,
+    /// `unified_signin_enabled` in the 401 `reauth_required` answer.
+    pub unified_signin: bool,
+}
+
+impl Hooks {
+    pub(crate) fn new(login: Vec<Arc<dyn LoginHook>>) -> Self {
+        let mut reauth_options = Map::new();
+        reauth_options.insert("has_webauthn_verify_credential".into(), Value::Bool(false));
+        reauth_options.insert("oauth_enabled".into(), Value::Bool(false));
+        reauth_options.insert("oauth_providers".into(), json!([]));
+        Hooks {
+            login,
+            reauth_options,
+            ..Hooks::default()
+        }
+    }
+}
+
+/// Everything the library's routes and guards share.
+pub(crate) struct SecurityState {
+    pub config: SecurityConfig,
+    pub datastore: Arc<dyn UserDatastore>,
+    pub passwords: Passwords,
+    pub policy: PasswordPolicy,
+    pub mailer: Arc<dyn Mailer>,
+    pub clock: Clock,
+    pub messages: Catalogue,
+    pub templates: Templates,
+    pub hooks: Hooks,
+    /// Main URLs of the installed features, as templates see them.
+    pub urls: Vec<(&'static str, String)>,
+    /// Signing keys: `secret_key` then the fallbacks.
+    pub keys: Vec<Vec<u8>>,
+    /// `api_enabled_methods` as mechanism bits.
+    pub default_mechanisms: u8,
+    pub token_expiry: Option<TokenExpiry>,
+    pub unauthn_handler: Option<FailureHandler>,
+    pub unauthz_handler: Option<FailureHandler>,
+}
+
+impl std::fmt::Debug for SecurityState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SecurityState")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SecurityState {
+    /// The state of the Rocket serving `req`; `None` without the fairing
+    /// (guards are sentinels, so only replies built outside our routes see it).
+    pub(crate) fn of<'r>(req: &'r Request<'_>) -> Option<&'r SecurityState> {
+        req.rocket().state::<SecurityState>()
+    }
+
+    /// A token serializer for `salt` with the configured keys.
+    pub(crate) fn serializer(&self, salt: &str) -> Serializer {
+        Serializer::new(&self.keys, salt)
+    }
+
+    /// Whether the feature whose main URL is `name` is installed.
+    pub(crate) fn has_feature(&self, name: &str) -> bool {
+        self.urls.iter().any(|(n, _)| *n == name)
+    }
+
+    /// The admin handle on this state.
+    pub(crate) fn admin(&self) -> Admin {
+        Admin::new(self.datastore.clone(), self.passwords.clone(), self.clock.clone())
+    }
+}

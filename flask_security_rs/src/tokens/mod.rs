@@ -1,0 +1,10 @@
+//! Signed tokens: the itsdangerous format every Flask-Security token uses
+//! ([`Serializer`]), Flask-Login's remember cookie, and [`SignedLink`], the
+//! one type behind every link mailed to a user.
+
+mod link;
+mod serializer;
+
+pub(crate) use link::{SignedLink, UserLink};
+pub use serializer::{Serializer, TokenError};
+pub(crate) use serializer::{remember_cookie_value, verify_remember_cookie};
