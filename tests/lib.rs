@@ -17,6 +17,7 @@
 //! async-std, 2022; `mailcrab`: a dev-server application that binds no
 //! random port and pulls TLS in; none can refuse or hang on purpose).
 
+pub mod app;
 pub use smtp::{SentMail, SmtpSink};
 
 pub mod smtp {

@@ -169,3 +169,8 @@ pub fn database_url(url: &str) -> String {
     }
     format!("sqlite://{path}?mode=rwc")
 }
+
+/// The kernel configuration in force on a Rocket with the `Security` fairing.
+pub fn config_of<P: rocket::Phase>(rocket: &rocket::Rocket<P>) -> Option<&SecurityConfig> {
+    rocket.state::<state::SecurityState>().map(|s| &s.config)
+}

@@ -1,4 +1,4 @@
-//! Test harness: a quickstart app on a fresh database, a real SMTP sink, a
+//! Test harness: the test app (`fs_tests::app`) on a fresh database, a real SMTP sink, a
 //! movable clock, and helpers for Flask-Security's JSON envelope.
 
 use std::sync::Arc;
@@ -48,13 +48,13 @@ pub struct App {
 }
 
 pub struct Setup {
-    pub opts: quickstart::Options,
+    pub opts: fs_tests::app::Options,
     pub sink: SmtpSink,
 }
 
 pub async fn setup() -> Setup {
     let sink = SmtpSink::start().await;
-    let opts = quickstart::Options {
+    let opts = fs_tests::app::Options {
         database_url: database_url(),
         mailer: Arc::new(SmtpMailer::plain("127.0.0.1", sink.port())),
         secret_key: "test-secret-key".into(),
@@ -68,9 +68,9 @@ pub async fn setup() -> Setup {
     Setup { opts, sink }
 }
 
-pub async fn rocket_for(opts: quickstart::Options) -> Rocket<Build> {
+pub async fn rocket_for(opts: fs_tests::app::Options) -> Rocket<Build> {
     let _guard = BUILD_LOCK.lock().await;
-    match quickstart::build(opts).await {
+    match fs_tests::app::build(opts).await {
         Ok(r) => r,
         Err(e) => panic!("building the app failed: {e}"),
     }
@@ -367,21 +367,18 @@ pub fn keys(v: &Value) -> Vec<String> {
     k
 }
 
-/// A migrated database connection (the quickstart's migrations: a superset of
-/// the library's, so the same PostgreSQL database serves every test). Schema
+/// A migrated database connection (the test app's tables, so the same
+/// PostgreSQL database serves every test). Schema
 /// work happens under the build lock; `extra` runs there too.
 pub async fn migrated_db<F, Fut>(extra: F) -> flask_security_rs::sea_orm::DatabaseConnection
 where
     F: FnOnce(flask_security_rs::sea_orm::DatabaseConnection) -> Fut,
     Fut: std::future::Future<Output = ()>,
 {
-    use sea_orm_migration::MigratorTrait;
     let _guard = BUILD_LOCK.lock().await;
-    let url = flask_security_rs::database_url(&database_url());
-    let db = flask_security_rs::sea_orm::Database::connect(url)
+    let db = fs_tests::app::open_database(&database_url())
         .await
         .expect("db");
-    quickstart::Migrator::up(&db, None).await.expect("migrate");
     extra(db.clone()).await;
     db
 }

@@ -2,9 +2,11 @@
 //! a URL prefix, custom failure handlers, a token expiry hook, and every
 //! route macro at work.
 
-use flask_security_rs::datastore::NewUser;
+use flask_security_rs::UserDatastoreExt;
+use flask_security_rs::NewUser;
 use flask_security_rs::entity::{role, user};
 use flask_security_rs::{
+    Category, Message,
     Clock, CurrentUser, Reply, SeaOrmDatastore, Security, UserDatastore, anonymous_user_required,
     auth_required, permissions_accepted, roles_accepted,
 };
@@ -64,33 +66,15 @@ async fn hand_built() -> Hand {
     let store: std::sync::Arc<dyn UserDatastore> = std::sync::Arc::new(ds);
     let role_name = format!("author-{}", uuid());
     let email = unique_email();
-    let passwords = flask_security_rs::PasswordUtil::new("salt").with_argon2_params(1024, 1, 1);
     store
         .create_role(&role_name, None, &["doc-read"])
         .await
         .expect("role");
-    let hash = passwords.hash_password("hand-built-pw").expect("hash");
-    store
-        .create_user(NewUser {
-            email: email.clone(),
-            password_hash: Some(hash),
-            active: true,
-            roles: vec![role_name.clone()],
-            ..Default::default()
-        })
-        .await
-        .expect("user");
     // The route attribute names the role literally; give the user that one too.
     store
         .find_or_create_role("author", &[])
         .await
         .expect("author role");
-    let u = store
-        .find_user(flask_security_rs::datastore::Lookup::Email(&email))
-        .await
-        .expect("db")
-        .expect("user");
-    store.add_role_to_user(u.id, "author").await.expect("add");
 
     let clock = Clock::new();
     let expiry_clock = clock.clone();
@@ -110,13 +94,21 @@ async fn hand_built() -> Hand {
     let security = Security::with_datastore(store)
         .clock(clock.clone())
         .token_expiry(move |_| expiry_clock.now_secs() + 60)
-        .unauthn_handler(|_req| Reply::error(Status::Unauthorized, "custom: please sign in"))
-        .unauthz_handler(|_req| Reply::error(Status::Forbidden, "custom: not for you"));
+        .unauthn_handler(|_req| {
+            Reply::error(Status::Unauthorized, Message::text("custom: please sign in", Category::Error))
+        })
+        .unauthz_handler(|_req| {
+            Reply::error(Status::Forbidden, Message::text("custom: not for you", Category::Error))
+        });
     let rocket = rocket::custom(fig)
         .attach(security)
         .mount("/", routes![basic, write, read, welcome]);
+    let client = Client::tracked(rocket).await.expect("rocket");
+    let admin = flask_security_rs::Admin::of(client.rocket()).expect("state");
+    let new = NewUser::new(email.clone()).roles([role_name.clone(), "author".to_string()]);
+    admin.create_user(new, "hand-built-pw").await.expect("user");
     Hand {
-        client: Client::tracked(rocket).await.expect("rocket"),
+        client,
         clock,
         email,
     }
@@ -233,22 +225,11 @@ async fn unauthz_handler_answers_403() {
     let h = hand_built().await;
     // A user without the roles or permissions.
     let rocket = h.client.rocket();
-    let state = rocket
-        .state::<flask_security_rs::SecurityState>()
+    let state = flask_security_rs::Admin::of(rocket)
         .expect("state");
     let email = unique_email();
-    let hash = state
-        .passwords
-        .hash_password("plain-user-pw")
-        .expect("hash");
     state
-        .datastore
-        .create_user(NewUser {
-            email: email.clone(),
-            password_hash: Some(hash),
-            active: true,
-            ..Default::default()
-        })
+        .create_user(NewUser::new(email.clone()), "plain-user-pw")
         .await
         .expect("user");
     let token = csrf(&h.client).await;

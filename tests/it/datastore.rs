@@ -1,7 +1,8 @@
 //! The datastore admin API (Flask-Security's `UserDatastore` methods).
 
+use flask_security_rs::UserDatastoreExt;
 use flask_security_rs::UserDatastore;
-use flask_security_rs::datastore::{Lookup, NewUser};
+use flask_security_rs::{Lookup, NewUser};
 use rocket::http::Status;
 
 use crate::common::*;
@@ -9,12 +10,9 @@ use crate::common::*;
 #[rocket::async_test]
 async fn roles_permissions_and_activation() {
     let app = app().await;
-    let state = app
-        .client
-        .rocket()
-        .state::<flask_security_rs::SecurityState>()
+    let state = flask_security_rs::Admin::of(app.client.rocket())
         .expect("state");
-    let ds: &dyn UserDatastore = state.datastore.as_ref();
+    let ds: &dyn UserDatastore = state.datastore();
     let (email, pw) = app.confirmed_user().await;
     let user = ds
         .find_user(Lookup::Email(&email.to_uppercase()))
@@ -102,12 +100,9 @@ async fn roles_permissions_and_activation() {
 #[rocket::async_test]
 async fn create_with_unknown_role_leaves_nothing_behind() {
     let app = app().await;
-    let state = app
-        .client
-        .rocket()
-        .state::<flask_security_rs::SecurityState>()
+    let state = flask_security_rs::Admin::of(app.client.rocket())
         .expect("state");
-    let ds: &dyn UserDatastore = state.datastore.as_ref();
+    let ds: &dyn UserDatastore = state.datastore();
     let email = unique_email();
     let new = NewUser {
         email: email.clone(),

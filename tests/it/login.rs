@@ -246,16 +246,13 @@ async fn json_login_rejects_offsite_next() {
 
 #[rocket::async_test]
 async fn login_updates_trackable_columns() {
-    use flask_security_rs::datastore::Lookup;
+    use flask_security_rs::Lookup;
     let app = app().await;
     let (email, pw) = app.confirmed_user().await;
-    let state = app
-        .client
-        .rocket()
-        .state::<flask_security_rs::SecurityState>()
+    let state = flask_security_rs::Admin::of(app.client.rocket())
         .expect("state");
     let before = state
-        .datastore
+        .datastore()
         .find_user(Lookup::Email(&email))
         .await
         .expect("db")
@@ -271,7 +268,7 @@ async fn login_updates_trackable_columns() {
         .await;
     assert_eq!(r.status(), Status::Ok);
     let after = state
-        .datastore
+        .datastore()
         .find_user(Lookup::Email(&email))
         .await
         .expect("db")
@@ -283,30 +280,27 @@ async fn login_updates_trackable_columns() {
 
 #[rocket::async_test]
 async fn legacy_bcrypt_hash_is_accepted_and_rehashed() {
-    use flask_security_rs::datastore::{Lookup, NewUser};
+    use flask_security_rs::{Lookup, NewUser};
     // Vector captured from Flask-Security (salt "salty-salt", password "password").
     const BCRYPT: &str = "$2b$12$34XxUHyeYYkRfP/90v5Sa.OsKdKr1ifjcdl5DfS5vwnWpGgOAUbv.";
     let mut s = setup().await;
     s.opts.password_salt = "salty-salt".into();
     let app = app_with(s, |r| r).await;
-    let state = app
-        .client
-        .rocket()
-        .state::<flask_security_rs::SecurityState>()
+    let state = flask_security_rs::Admin::of(app.client.rocket())
         .expect("state");
     let email = unique_email();
     let new = NewUser {
         email: email.clone(),
         password_hash: Some(BCRYPT.into()),
         active: true,
-        confirmed_at: Some(state.clock.naive_utc()),
+        confirmed_at: Some(flask_security_rs::Clock::new().naive_utc()),
         ..Default::default()
     };
-    let user = state.datastore.create_user(new).await.expect("create");
+    let user = state.datastore().create_user(new).await.expect("create");
     assert_eq!(app.login(&email, "wrong").await.0, Status::BadRequest);
     assert_eq!(app.login(&email, "password").await.0, Status::Ok);
     let after = state
-        .datastore
+        .datastore()
         .find_user(Lookup::Id(user.id))
         .await
         .expect("db")

@@ -15,5 +15,4 @@ mod protected;
 mod recoverable;
 mod register;
 mod token_uniquifier;
-mod ui;
 mod username;

@@ -2,7 +2,8 @@
 //! outlive a password change (which rotates only `fs_uniquifier`), and
 //! rotating it ends the tokens but not the session.
 
-use flask_security_rs::datastore::{Lookup, NewUser};
+use flask_security_rs::UserDatastoreExt;
+use flask_security_rs::{Lookup, NewUser};
 use flask_security_rs::entity::role;
 use flask_security_rs::{CurrentUser, SeaOrmDatastore, Security, UserDatastore, auth_required};
 use rocket::http::{ContentType, Header, Status};
@@ -81,20 +82,7 @@ async fn tokens_follow_the_token_uniquifier() {
     .await;
     let store: std::sync::Arc<dyn UserDatastore> =
         std::sync::Arc::new(SeaOrmDatastore::<tokuser::Model, role::Model>::new(db));
-    let passwords = flask_security_rs::PasswordUtil::new("salt").with_argon2_params(1024, 1, 1);
     let email = unique_email();
-    let user = store
-        .create_user(NewUser {
-            email: email.clone(),
-            password_hash: Some(passwords.hash_password("first-password").expect("hash")),
-            active: true,
-            ..Default::default()
-        })
-        .await
-        .expect("user");
-    let token_uniq = user.fs_token_uniquifier.clone().expect("set on create");
-    assert_ne!(token_uniq, user.fs_uniquifier);
-
     let fig = rocket::Config::figment()
         .merge(("security.secret_key", "k"))
         .merge(("security.password_salt", "salt"))
@@ -114,6 +102,13 @@ async fn tokens_follow_the_token_uniquifier() {
         .attach(Security::with_datastore(store.clone()))
         .mount("/", routes![me]);
     let client = Client::tracked(rocket).await.expect("rocket");
+    let admin = flask_security_rs::Admin::of(client.rocket()).expect("state");
+    let user = admin
+        .create_user(NewUser::new(email.clone()), "first-password")
+        .await
+        .expect("user");
+    let token_uniq = user.fs_token_uniquifier.clone().expect("set on create");
+    assert_ne!(token_uniq, user.fs_uniquifier);
     let r = client
         .post("/login?include_auth_token")
         .header(ContentType::JSON)

@@ -52,13 +52,18 @@ pub(crate) fn extract<T: DeserializeOwned + Default>(figment: &Figment) -> Resul
     if !figment.contains(SECTION) {
         return Ok(T::default());
     }
-    figment.extract_inner::<T>(SECTION).map_err(|e| {
+    let value = figment
+        .find_value(SECTION)
+        .map_err(|e| ConfigError::new(SECTION, e.to_string()))?;
+    // serde_path_to_error names the key whose value did not fit.
+    serde_path_to_error::deserialize::<_, T>(&value).map_err(|e| {
         let key = e
-            .path
-            .last()
-            .cloned()
+            .path()
+            .iter()
+            .next()
+            .map(|seg| seg.to_string())
             .unwrap_or_else(|| SECTION.to_string());
-        ConfigError::new(&key, e.kind.to_string())
+        ConfigError::new(&key, e.inner().to_string())
     })
 }
 

@@ -63,7 +63,7 @@ fn payload(user: &user::Model) -> serde_json::Map<String, serde_json::Value> {
 }
 
 fn main() {
-    use flask_security_rs::model::{RoleField, SecurityRole, SecurityUser, UserField};
+    use flask_security_rs::__private::{RoleField, SecurityRole, SecurityUser, UserField};
 
     let user_column = <user::Model as SecurityUser>::security_column;
     assert!(matches!(user_column(UserField::Id), Some(user::Column::Id)));

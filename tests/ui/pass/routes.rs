@@ -3,7 +3,7 @@
 // and path-qualified route attributes.
 #![deny(warnings)]
 
-use flask_security_rs::guard::NameList;
+use flask_security_rs::__private::NameList;
 use flask_security_rs::{
     anonymous_user_required, auth_required, permissions_accepted, permissions_required,
     roles_accepted, roles_required,

@@ -1,0 +1,177 @@
+//! The app the integration tests drive: the routes and configuration of the
+//! conformance contract (`/`, `/admin`, `/user-data`, `/api/data`,
+//! `/api/protected`), on the library's reference entities, built here rather
+//! than borrowed from an example.
+
+use std::sync::Arc;
+
+use flask_security_rs::entity::{role, user};
+use flask_security_rs::sea_orm::{ConnectionTrait, Database, DatabaseConnection, DbErr};
+use flask_security_rs::{
+    Admin, Clock, CurrentUser, DatastoreError, Mailer, NewUser, SeaOrmDatastore, Security,
+    UserDatastoreExt, auth_required, permissions_required, roles_required,
+};
+use rocket::figment::Figment;
+use rocket::response::content::RawHtml;
+use rocket::serde::json::Json;
+use rocket::{Build, Rocket, get, post, routes};
+use serde_json::{Value, json};
+
+/// The seeded users: email, username, password, role, active.
+pub const SEED_USERS: &[(&str, &str, &str, &str, bool)] = &[
+    ("admin@example.com", "admin", "admin123", "admin", true),
+    ("user@example.com", "user", "user123", "user", true),
+    ("disabled@example.com", "disabled", "disabled123", "user", false),
+];
+
+#[auth_required]
+#[get("/")]
+fn home(user: CurrentUser) -> RawHtml<String> {
+    RawHtml(format!("Hello {}!", user.email))
+}
+
+#[auth_required]
+#[roles_required("admin")]
+#[get("/admin")]
+fn admin(user: CurrentUser) -> RawHtml<String> {
+    RawHtml(format!("Hello admin {}!", user.email))
+}
+
+#[auth_required]
+#[permissions_required("user-read")]
+#[get("/user-data")]
+fn user_data(user: CurrentUser) -> RawHtml<String> {
+    RawHtml(format!("User data for {}", user.email))
+}
+
+#[auth_required("token", "session")]
+#[get("/api/data")]
+fn api_data(user: CurrentUser) -> Json<Value> {
+    Json(json!({"message": "API data", "user": user.email}))
+}
+
+#[auth_required("token", "session")]
+#[post("/api/data")]
+fn api_data_post(user: CurrentUser) -> Json<Value> {
+    Json(json!({"message": "API data", "user": user.email}))
+}
+
+#[auth_required("token")]
+#[get("/api/protected")]
+fn api_protected(user: CurrentUser) -> Json<Value> {
+    let permissions: Vec<String> = user.permissions().into_iter().collect();
+    Json(json!({"message": "Token authenticated", "user_id": user.id, "permissions": permissions}))
+}
+
+/// Settings of one test app.
+#[derive(Clone)]
+pub struct Options {
+    /// SQLite path/URL or PostgreSQL URL.
+    pub database_url: String,
+    /// Outgoing mail.
+    pub mailer: Arc<dyn Mailer>,
+    /// Flask `SECRET_KEY`.
+    pub secret_key: String,
+    /// `SECURITY_PASSWORD_SALT`.
+    pub password_salt: String,
+    /// `return_generic_responses`.
+    pub generic_responses: bool,
+    /// Cheap argon2 parameters.
+    pub fast_hash: bool,
+    /// SPA redirects for email links (else server-rendered pages).
+    pub spa: bool,
+    /// More configuration merged last.
+    pub extra: Option<Figment>,
+    /// Time source.
+    pub clock: Clock,
+}
+
+/// Opens the database and creates missing tables.
+pub async fn open_database(url: &str) -> Result<DatabaseConnection, DbErr> {
+    let mut o = flask_security_rs::sea_orm::ConnectOptions::new(flask_security_rs::database_url(url));
+    o.sqlx_logging(false);
+    let db = Database::connect(o).await?;
+    if db.get_database_backend() == flask_security_rs::sea_orm::DatabaseBackend::Sqlite {
+        db.execute_unprepared("PRAGMA foreign_keys = ON").await?;
+    }
+    flask_security_rs::migration::create_tables::<user::Entity>(&db).await?;
+    Ok(db)
+}
+
+/// Roles `admin` and `user` and the [`SEED_USERS`] that are missing.
+pub async fn seed(admin: Admin) -> Result<(), DatastoreError> {
+    let ds = admin.datastore();
+    ds.find_or_create_role("admin", &["admin-read", "admin-write", "user-read", "user-write"])
+        .await?;
+    ds.find_or_create_role("user", &["user-read", "user-write"]).await?;
+    for (email, username, password, role, active) in SEED_USERS {
+        if admin.find_user(email).await?.is_none() {
+            let new = NewUser::new(*email).username(*username).active(*active).roles([*role]);
+            admin.create_user(new, password).await?;
+        }
+    }
+    Ok(())
+}
+
+/// The Flask-Security configuration of the conformance contract.
+pub fn figment(opts: &Options) -> Figment {
+    let mut fig = rocket::Config::figment()
+        .merge(("secret_key", flask_security_rs::derive_cookie_key(&opts.secret_key)))
+        .merge(("security.secret_key", opts.secret_key.clone()))
+        .merge(("security.password_salt", opts.password_salt.clone()))
+        .merge(("security.password_length_min", 6))
+        .merge(("security.token_authentication_header", "X-Auth-Token"))
+        .merge(("security.registerable", true))
+        .merge(("security.confirmable", true))
+        .merge(("security.trackable", true))
+        .merge(("security.username_enable", true))
+        .merge(("security.email_sender", "no-reply@example.com"))
+        .merge(("security.recoverable", true))
+        .merge(("security.changeable", true))
+        .merge(("security.change_email", true))
+        .merge(("security.change_username", true))
+        .merge(("security.username_recovery", true))
+        .merge(("security.return_generic_responses", opts.generic_responses))
+        .merge(("security.csrf_protect_mechanisms", ["session", "basic"]))
+        .merge(("security.csrf_ignore_unauth_endpoints", true))
+        .merge(("security.csrf_cookie_name", "XSRF-TOKEN"))
+        .merge(("security.csrf_time_limit", Option::<i64>::None));
+    if opts.spa {
+        fig = fig
+            .merge(("security.flash_messages", false))
+            .merge(("security.redirect_behavior", "spa"))
+            .merge(("security.post_confirm_view", "/confirmed"))
+            .merge(("security.confirm_error_view", "/confirm-error"))
+            .merge(("security.reset_view", "/reset-password"))
+            .merge(("security.reset_error_view", "/reset-password-error"))
+            .merge(("security.login_error_view", "/login-error"))
+            .merge(("security.post_change_email_view", "/change-email-confirmed"))
+            .merge(("security.change_email_error_view", "/change-email-error"));
+    }
+    if let Some(extra) = &opts.extra {
+        fig = fig.merge(extra.clone());
+    }
+    if opts.fast_hash {
+        let o = "security.password_hash_passlib_options";
+        fig = fig
+            .merge((format!("{o}.argon2__memory_cost"), 1024))
+            .merge((format!("{o}.argon2__rounds"), 1))
+            .merge((format!("{o}.argon2__parallelism"), 1));
+    }
+    fig
+}
+
+/// The whole test app.
+pub async fn build(opts: Options) -> Result<Rocket<Build>, String> {
+    let db = open_database(&opts.database_url)
+        .await
+        .map_err(|e| format!("database: {e}"))?;
+    let security = Security::new(SeaOrmDatastore::<user::Model, role::Model>::new(db.clone()))
+        .shared_mailer(opts.mailer.clone())
+        .clock(opts.clock.clone())
+        .seed(seed);
+    Ok(rocket::custom(figment(&opts)).manage(db).attach(security).mount(
+        "/",
+        routes![home, admin, user_data, api_data, api_data_post, api_protected],
+    ))
+}
