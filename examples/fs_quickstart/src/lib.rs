@@ -114,6 +114,7 @@ pub async fn build(db_url: &str, clock: Clock) -> Result<Rocket<Build>, DbErr> {
         "security": {
             "secret_key": secret_key,
             "password_salt": env("SECURITY_PASSWORD_SALT", PASSWORD_SALT),
+            "token_max_age": 0, // no global limit: token_expiry decides
         },
     });
     let figment = rocket::Config::figment().merge(Serialized::defaults(config));
