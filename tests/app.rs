@@ -1,6 +1,6 @@
 //! The app the integration tests drive: the routes and configuration of the
 //! conformance contract (`/`, `/admin`, `/user-data`, `/api/data`,
-//! `/api/protected`), on the library's reference entities, built here rather
+//! `/api/protected`, plus `/api/basic` for HTTP basic), on the library's reference entities, built here rather
 //! than borrowed from an example.
 
 use std::sync::Arc;
@@ -8,8 +8,8 @@ use std::sync::Arc;
 use flask_security_rs::entity::{role, user};
 use flask_security_rs::sea_orm::{ConnectionTrait, Database, DatabaseConnection, DbErr};
 use flask_security_rs::{
-    Admin, Clock, CurrentUser, DatastoreError, Mailer, NewUser, SeaOrmDatastore, Security,
-    UserDatastoreExt, auth_required, permissions_required, roles_required,
+    Admin, Clock, CurrentUser, DatastoreError, LoginHook, Mailer, NewUser, SeaOrmDatastore,
+    Security, UserDatastoreExt, auth_required, permissions_required, roles_required,
 };
 use rocket::figment::Figment;
 use rocket::response::content::RawHtml;
@@ -21,7 +21,13 @@ use serde_json::{Value, json};
 pub const SEED_USERS: &[(&str, &str, &str, &str, bool)] = &[
     ("admin@example.com", "admin", "admin123", "admin", true),
     ("user@example.com", "user", "user123", "user", true),
-    ("disabled@example.com", "disabled", "disabled123", "user", false),
+    (
+        "disabled@example.com",
+        "disabled",
+        "disabled123",
+        "user",
+        false,
+    ),
 ];
 
 #[auth_required]
@@ -63,6 +69,12 @@ fn api_protected(user: CurrentUser) -> Json<Value> {
     Json(json!({"message": "Token authenticated", "user_id": user.id, "permissions": permissions}))
 }
 
+#[auth_required("basic")]
+#[get("/api/basic")]
+fn api_basic(user: CurrentUser) -> Json<Value> {
+    Json(json!({"user": user.email}))
+}
+
 /// Settings of one test app.
 #[derive(Clone)]
 pub struct Options {
@@ -84,11 +96,14 @@ pub struct Options {
     pub extra: Option<Figment>,
     /// Time source.
     pub clock: Clock,
+    /// Login pipeline hooks.
+    pub login_hooks: Vec<Arc<dyn LoginHook>>,
 }
 
 /// Opens the database and creates missing tables.
 pub async fn open_database(url: &str) -> Result<DatabaseConnection, DbErr> {
-    let mut o = flask_security_rs::sea_orm::ConnectOptions::new(flask_security_rs::database_url(url));
+    let mut o =
+        flask_security_rs::sea_orm::ConnectOptions::new(flask_security_rs::database_url(url));
     o.sqlx_logging(false);
     let db = Database::connect(o).await?;
     if db.get_database_backend() == flask_security_rs::sea_orm::DatabaseBackend::Sqlite {
@@ -101,12 +116,19 @@ pub async fn open_database(url: &str) -> Result<DatabaseConnection, DbErr> {
 /// Roles `admin` and `user` and the [`SEED_USERS`] that are missing.
 pub async fn seed(admin: Admin) -> Result<(), DatastoreError> {
     let ds = admin.datastore();
-    ds.find_or_create_role("admin", &["admin-read", "admin-write", "user-read", "user-write"])
+    ds.find_or_create_role(
+        "admin",
+        &["admin-read", "admin-write", "user-read", "user-write"],
+    )
+    .await?;
+    ds.find_or_create_role("user", &["user-read", "user-write"])
         .await?;
-    ds.find_or_create_role("user", &["user-read", "user-write"]).await?;
     for (email, username, password, role, active) in SEED_USERS {
         if admin.find_user(email).await?.is_none() {
-            let new = NewUser::new(*email).username(*username).active(*active).roles([*role]);
+            let new = NewUser::new(*email)
+                .username(*username)
+                .active(*active)
+                .roles([*role]);
             admin.create_user(new, password).await?;
         }
     }
@@ -116,7 +138,10 @@ pub async fn seed(admin: Admin) -> Result<(), DatastoreError> {
 /// The Flask-Security configuration of the conformance contract.
 pub fn figment(opts: &Options) -> Figment {
     let mut fig = rocket::Config::figment()
-        .merge(("secret_key", flask_security_rs::derive_cookie_key(&opts.secret_key)))
+        .merge((
+            "secret_key",
+            flask_security_rs::derive_cookie_key(&opts.secret_key),
+        ))
         .merge(("security.secret_key", opts.secret_key.clone()))
         .merge(("security.password_salt", opts.password_salt.clone()))
         .merge(("security.password_length_min", 6))
@@ -166,12 +191,26 @@ pub async fn build(opts: Options) -> Result<Rocket<Build>, String> {
     let db = open_database(&opts.database_url)
         .await
         .map_err(|e| format!("database: {e}"))?;
-    let security = Security::new(SeaOrmDatastore::<user::Model, role::Model>::new(db.clone()))
+    let mut security = Security::new(SeaOrmDatastore::<user::Model, role::Model>::new(db.clone()))
         .shared_mailer(opts.mailer.clone())
         .clock(opts.clock.clone())
         .seed(seed);
-    Ok(rocket::custom(figment(&opts)).manage(db).attach(security).mount(
-        "/",
-        routes![home, admin, user_data, api_data, api_data_post, api_protected],
-    ))
+    for hook in &opts.login_hooks {
+        security = security.login_hook(hook.clone());
+    }
+    Ok(rocket::custom(figment(&opts))
+        .manage(db)
+        .attach(security)
+        .mount(
+            "/",
+            routes![
+                home,
+                admin,
+                user_data,
+                api_data,
+                api_data_post,
+                api_protected,
+                api_basic
+            ],
+        ))
 }

@@ -11,7 +11,7 @@ use rocket::{Build, Request, Rocket};
 
 use crate::authn::BodyFields;
 use crate::clock::Clock;
-use crate::config::{self, ConfigError, Mechanism, MailConfig, Secret, SecurityConfig};
+use crate::config::{self, ConfigError, MailConfig, Mechanism, Secret, SecurityConfig};
 use crate::datastore::{Admin, DatastoreError, User, UserDatastore};
 use crate::features::{self, Setup};
 use crate::http::templates::Templates;
@@ -97,20 +97,21 @@ impl Security {
         self
     }
 
-    /// Per-user auth token expiry (`SECURITY_TOKEN_EXPIRE_TIMESTAMP`): a unix
-    /// time, or 0 for none.
+    /// Per-user auth token expiry (`SECURITY_TOKEN_EXPIRE_TIMESTAMP`): given
+    /// the user and the current unix time, a unix time, or 0 for none.
+    /// `token_max_age` still applies; set it to 0 to let this decide alone.
     ///
     /// ```
-    /// # use flask_security_rs::{Security, SeaOrmDatastore, entity::{role, user}};
+    /// # use flask_security_rs::Security;
     /// # fn f(s: Security) -> Security {
     /// // Admins' tokens last a day, everyone else's an hour.
-    /// s.token_expiry(|user| {
+    /// s.token_expiry(|user, now| {
     ///     let hours = if user.has_role("admin") { 24 } else { 1 };
-    ///     flask_security_rs::Clock::new().now_secs() + hours * 3600
+    ///     now + hours * 3600
     /// })
     /// # }
     /// ```
-    pub fn token_expiry(mut self, f: impl Fn(&User) -> i64 + Send + Sync + 'static) -> Self {
+    pub fn token_expiry(mut self, f: impl Fn(&User, i64) -> i64 + Send + Sync + 'static) -> Self {
         self.token_expiry = Some(Arc::new(f));
         self
     }
@@ -202,7 +203,12 @@ impl Security {
         let known = features::known_keys();
         let known: Vec<&str> = known.iter().map(String::as_str).collect();
         config::check_unknown_keys(figment, &known).map_err(err)?;
-        let (mut routes, hooks, urls, manage) = setup.into_parts();
+        let features::Installed {
+            mut routes,
+            hooks,
+            urls,
+            manage,
+        } = setup.finish();
         let extra = http::method_routes(&routes);
         routes.extend(extra);
 
@@ -250,7 +256,7 @@ impl Security {
 struct Built {
     state: SecurityState,
     routes: Vec<rocket::Route>,
-    manage: Vec<Box<dyn FnOnce(Rocket<Build>) -> Rocket<Build> + Send>>,
+    manage: Vec<features::Manage>,
 }
 
 fn random_secret() -> String {

@@ -100,8 +100,8 @@ mod util;
 
 pub use clock::Clock;
 pub use config::{
-    BreachedCheck, ComplexityChecker, ConfigError, CsrfCookie, MailConfig, Mechanism,
-    PasswordHash, RedirectBehavior, SameSite, Secret, SecurityConfig,
+    BreachedCheck, ComplexityChecker, ConfigError, CsrfCookie, MailConfig, Mechanism, PasswordHash,
+    RedirectBehavior, SameSite, Secret, SecurityConfig,
 };
 pub use datastore::{
     Admin, BoxError, DatastoreError, Extensions, Lookup, NewUser, Role, SeaOrmDatastore, User,
@@ -113,14 +113,13 @@ pub use flask_security_rs_macros::{
     permissions_required, roles_accepted, roles_required,
 };
 pub use guards::{CurrentUser, MaybeUser, Refusal, refusal};
-pub use http::{FormInput, Reply, catchers, want_json};
+pub use http::{Reply, catchers, want_json};
 pub use login::{Attempt, AuthnMethod, LoginHook, SecondFactor, Verdict};
 pub use mail::{ConsoleMailer, Email, MailError, Mailer, SmtpMailer};
 pub use messages::{Catalogue, Category, Message, Msg};
-pub use state::{FailureHandler, TokenExpiry};
-pub use tokens::{Serializer, TokenError};
 pub use sea_orm;
 pub use serde_json;
+pub use state::{FailureHandler, TokenExpiry};
 
 /// Paths the macros' generated code uses. Not API: anything here may change
 /// in any release.
@@ -128,7 +127,9 @@ pub use serde_json;
 pub mod __private {
     pub use crate::datastore::{ColumnOf, RoleField, SecurityRole, SecurityUser, UserField};
     pub use crate::guards::{AnonymousUserRequired, AuthRequired, NameList};
-    pub use crate::guards::{PermissionsAccepted, PermissionsRequired, RolesAccepted, RolesRequired};
+    pub use crate::guards::{
+        PermissionsAccepted, PermissionsRequired, RolesAccepted, RolesRequired,
+    };
     pub use serde_json;
 
     /// Bit of `"token"` in an `AuthRequired` mechanism set.

@@ -16,9 +16,10 @@ use crate::messages::Catalogue;
 use crate::passwords::{PasswordPolicy, Passwords};
 use crate::tokens::Serializer;
 
-/// Computes an auth token's `exp` for a user (`SECURITY_TOKEN_EXPIRE_TIMESTAMP`):
-/// a unix time, or 0 for none.
-pub type TokenExpiry = Arc<dyn Fn(&User) -> i64 + Send + Sync>;
+/// Computes an auth token's `exp` for a user (`SECURITY_TOKEN_EXPIRE_TIMESTAMP`)
+/// from the current unix time (the library's [`Clock`]): a unix time, or 0
+/// for none.
+pub type TokenExpiry = Arc<dyn Fn(&User, i64) -> i64 + Send + Sync>;
 
 /// Answers a refused request (Flask-Security's `unauthn_handler` /
 /// `unauthz_handler`). Read why with [`crate::refusal`].
@@ -103,6 +104,10 @@ impl SecurityState {
 
     /// The admin handle on this state.
     pub(crate) fn admin(&self) -> Admin {
-        Admin::new(self.datastore.clone(), self.passwords.clone(), self.clock.clone())
+        Admin::new(
+            self.datastore.clone(),
+            self.passwords.clone(),
+            self.clock.clone(),
+        )
     }
 }

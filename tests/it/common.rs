@@ -64,6 +64,7 @@ pub async fn setup() -> Setup {
         spa: true,
         extra: None,
         clock: Clock::new(),
+        login_hooks: Vec::new(),
     };
     Setup { opts, sink }
 }

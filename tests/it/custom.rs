@@ -2,13 +2,12 @@
 //! a URL prefix, custom failure handlers, a token expiry hook, and every
 //! route macro at work.
 
-use flask_security_rs::UserDatastoreExt;
 use flask_security_rs::NewUser;
+use flask_security_rs::UserDatastoreExt;
 use flask_security_rs::entity::{role, user};
 use flask_security_rs::{
-    Category, Message,
-    Clock, CurrentUser, Reply, SeaOrmDatastore, Security, UserDatastore, anonymous_user_required,
-    auth_required, permissions_accepted, roles_accepted,
+    Category, Clock, CurrentUser, Message, Reply, SeaOrmDatastore, Security, UserDatastore,
+    anonymous_user_required, auth_required, permissions_accepted, roles_accepted,
 };
 use rocket::http::{ContentType, Header, Status};
 use rocket::local::asynchronous::Client;
@@ -77,7 +76,6 @@ async fn hand_built() -> Hand {
         .expect("author role");
 
     let clock = Clock::new();
-    let expiry_clock = clock.clone();
     let fig = rocket::Config::figment()
         .merge(("security.secret_key", "hand-secret"))
         .merge(("security.password_salt", "salt"))
@@ -93,12 +91,18 @@ async fn hand_built() -> Hand {
         ));
     let security = Security::with_datastore(store)
         .clock(clock.clone())
-        .token_expiry(move |_| expiry_clock.now_secs() + 60)
+        .token_expiry(|_, now| now + 60)
         .unauthn_handler(|_req| {
-            Reply::error(Status::Unauthorized, Message::text("custom: please sign in", Category::Error))
+            Reply::error(
+                Status::Unauthorized,
+                Message::text("custom: please sign in", Category::Error),
+            )
         })
         .unauthz_handler(|_req| {
-            Reply::error(Status::Forbidden, Message::text("custom: not for you", Category::Error))
+            Reply::error(
+                Status::Forbidden,
+                Message::text("custom: not for you", Category::Error),
+            )
         });
     let rocket = rocket::custom(fig)
         .attach(security)
@@ -225,8 +229,7 @@ async fn unauthz_handler_answers_403() {
     let h = hand_built().await;
     // A user without the roles or permissions.
     let rocket = h.client.rocket();
-    let state = flask_security_rs::Admin::of(rocket)
-        .expect("state");
+    let state = flask_security_rs::Admin::of(rocket).expect("state");
     let email = unique_email();
     state
         .create_user(NewUser::new(email.clone()), "plain-user-pw")

@@ -1,7 +1,7 @@
 //! The datastore admin API (Flask-Security's `UserDatastore` methods).
 
-use flask_security_rs::UserDatastoreExt;
 use flask_security_rs::UserDatastore;
+use flask_security_rs::UserDatastoreExt;
 use flask_security_rs::{Lookup, NewUser};
 use rocket::http::Status;
 
@@ -10,8 +10,7 @@ use crate::common::*;
 #[rocket::async_test]
 async fn roles_permissions_and_activation() {
     let app = app().await;
-    let state = flask_security_rs::Admin::of(app.client.rocket())
-        .expect("state");
+    let state = flask_security_rs::Admin::of(app.client.rocket()).expect("state");
     let ds: &dyn UserDatastore = state.datastore();
     let (email, pw) = app.confirmed_user().await;
     let user = ds
@@ -100,8 +99,7 @@ async fn roles_permissions_and_activation() {
 #[rocket::async_test]
 async fn create_with_unknown_role_leaves_nothing_behind() {
     let app = app().await;
-    let state = flask_security_rs::Admin::of(app.client.rocket())
-        .expect("state");
+    let state = flask_security_rs::Admin::of(app.client.rocket()).expect("state");
     let ds: &dyn UserDatastore = state.datastore();
     let email = unique_email();
     let new = NewUser {

@@ -68,10 +68,7 @@ async fn config_is_read_from_the_figment() {
         .expect("ignite");
     let config = flask_security_rs::config_of(&rocket).expect("state");
     assert_eq!(config.token_max_age, 60);
-    assert_eq!(
-        config.password_length_min, 8,
-        "Flask-Security default"
-    );
+    assert_eq!(config.password_length_min, 8, "Flask-Security default");
     assert!(rocket.routes().any(|r| r.uri.path() == "/auth/login"));
     assert!(
         !rocket.routes().any(|r| r.uri.path() == "/auth/register"),

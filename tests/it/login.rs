@@ -249,8 +249,7 @@ async fn login_updates_trackable_columns() {
     use flask_security_rs::Lookup;
     let app = app().await;
     let (email, pw) = app.confirmed_user().await;
-    let state = flask_security_rs::Admin::of(app.client.rocket())
-        .expect("state");
+    let state = flask_security_rs::Admin::of(app.client.rocket()).expect("state");
     let before = state
         .datastore()
         .find_user(Lookup::Email(&email))
@@ -286,8 +285,7 @@ async fn legacy_bcrypt_hash_is_accepted_and_rehashed() {
     let mut s = setup().await;
     s.opts.password_salt = "salty-salt".into();
     let app = app_with(s, |r| r).await;
-    let state = flask_security_rs::Admin::of(app.client.rocket())
-        .expect("state");
+    let state = flask_security_rs::Admin::of(app.client.rocket()).expect("state");
     let email = unique_email();
     let new = NewUser {
         email: email.clone(),

@@ -11,6 +11,7 @@ mod fairing;
 mod fresh;
 mod generic;
 mod login;
+mod pipeline;
 mod protected;
 mod recoverable;
 mod register;

@@ -158,14 +158,13 @@ async fn tokens_expire_after_token_max_age() {
 
 #[rocket::async_test]
 async fn deactivating_or_rotating_ends_sessions_and_tokens() {
-    use flask_security_rs::UserDatastore;
     use flask_security_rs::Lookup;
+    use flask_security_rs::UserDatastore;
     let app = app().await;
     let (email, pw) = app.confirmed_user().await;
     let token = app.token(&email, &pw).await;
     assert_eq!(app.login(&email, &pw).await.0, Status::Ok);
-    let state = flask_security_rs::Admin::of(app.client.rocket())
-        .expect("state");
+    let state = flask_security_rs::Admin::of(app.client.rocket()).expect("state");
     let ds: &dyn UserDatastore = state.datastore();
     let user = ds
         .find_user(Lookup::Email(&email))

@@ -3,9 +3,9 @@
 //! rotating it ends the tokens but not the session.
 
 use flask_security_rs::UserDatastoreExt;
-use flask_security_rs::{Lookup, NewUser};
 use flask_security_rs::entity::role;
 use flask_security_rs::{CurrentUser, SeaOrmDatastore, Security, UserDatastore, auth_required};
+use flask_security_rs::{Lookup, NewUser};
 use rocket::http::{ContentType, Header, Status};
 use rocket::local::asynchronous::Client;
 use rocket::{get, routes};

@@ -118,15 +118,15 @@ pub async fn build(db_url: &str, clock: Clock) -> Result<Rocket<Build>, DbErr> {
         },
     });
     let figment = rocket::Config::figment().merge(Serialized::defaults(config));
-    let (now, nicknames) = (clock.clone(), Nicknames::default());
+    let nicknames = Nicknames::default();
     let store = SeaOrmDatastore::<model::Model, role::Model>::new(db.clone());
     let security = Security::new(store)
         .mailer(ConsoleMailer)
         .clock(clock)
         .seed(move |admin| seed(admin, db.clone()))
-        .token_expiry(move |user| {
+        .token_expiry(|user, now| {
             let hours = if user.has_role("admin") { 24 } else { 1 };
-            now.now_secs() + hours * 3600
+            now + hours * 3600
         })
         .unauthz_handler(|_| {
             Reply::custom(

@@ -9,8 +9,8 @@ pub mod model;
 use flask_security_rs::entity::role;
 use flask_security_rs::sea_orm::{ConnectionTrait, Database, DatabaseConnection, DbErr};
 use flask_security_rs::{
-    Admin, ConsoleMailer, CurrentUser, DatastoreError, Mailer, NewUser, SeaOrmDatastore,
-    Security, SmtpMailer, UserDatastoreExt, auth_required, permissions_required, roles_required,
+    Admin, ConsoleMailer, CurrentUser, DatastoreError, Mailer, NewUser, SeaOrmDatastore, Security,
+    SmtpMailer, UserDatastoreExt, auth_required, permissions_required, roles_required,
 };
 use rocket::figment::Figment;
 use rocket::response::content::RawHtml;

@@ -38,7 +38,11 @@ pub(crate) fn parse_auth_token(state: &SecurityState, token: &str) -> Option<(St
 
 /// A new auth token for `user` (Flask-Security v5 format).
 pub(crate) fn auth_token(state: &SecurityState, user: &User) -> String {
-    let exp = state.token_expiry.as_ref().map(|f| f(user)).unwrap_or(0);
+    let exp = state
+        .token_expiry
+        .as_ref()
+        .map(|f| f(user, state.clock.now_secs()))
+        .unwrap_or(0);
     let payload = json!({
         "ver": "5",
         "uid": user.token_uniquifier(),
@@ -49,4 +53,3 @@ pub(crate) fn auth_token(state: &SecurityState, user: &User) -> String {
         .serializer(&state.config.remember_salt)
         .dumps_at(&payload, state.clock.now_secs())
 }
-

@@ -100,7 +100,10 @@ mod tests {
         let fig = Figment::new().merge(("security.token_max_agee", 5));
         let err = check_unknown_keys(&fig, &["token_max_age", "secret_key"]).expect_err("typo");
         assert_eq!(err.key(), "token_max_agee");
-        assert!(err.to_string().contains("did you mean `token_max_age`"), "{err}");
+        assert!(
+            err.to_string().contains("did you mean `token_max_age`"),
+            "{err}"
+        );
         let fig = Figment::new().merge(("security.zzz", 5));
         let err = check_unknown_keys(&fig, &["token_max_age"]).expect_err("unknown");
         assert!(!err.to_string().contains("did you mean"), "{err}");

@@ -513,12 +513,18 @@ impl SecurityConfig {
     /// Checks values that parse but make no sense.
     pub(crate) fn validate(&self) -> Result<(), ConfigError> {
         let positive = [
-            ("permanent_session_lifetime", self.permanent_session_lifetime),
+            (
+                "permanent_session_lifetime",
+                self.permanent_session_lifetime,
+            ),
             ("remember_cookie_duration", self.remember_cookie_duration),
         ];
         for (key, v) in positive {
             if v <= 0 {
-                return Err(ConfigError::new(key, "must be a positive number of seconds"));
+                return Err(ConfigError::new(
+                    key,
+                    "must be a positive number of seconds",
+                ));
             }
         }
         if self.token_max_age < 0 {
@@ -569,7 +575,11 @@ impl SecurityConfig {
                 "must not be empty",
             ));
         }
-        if self.csrf_cookie_name.as_deref().is_some_and(|n| n.trim().is_empty()) {
+        if self
+            .csrf_cookie_name
+            .as_deref()
+            .is_some_and(|n| n.trim().is_empty())
+        {
             return Err(ConfigError::new("csrf_cookie_name", "must not be empty"));
         }
         if let Some(t) = self.csrf_time_limit
@@ -580,7 +590,11 @@ impl SecurityConfig {
                 "must be a positive number of seconds (or none for no limit)",
             ));
         }
-        if self.email_sender.parse::<lettre::message::Mailbox>().is_err() {
+        if self
+            .email_sender
+            .parse::<lettre::message::Mailbox>()
+            .is_err()
+        {
             return Err(ConfigError::new(
                 "email_sender",
                 format!("{:?} is not a mail address", self.email_sender),

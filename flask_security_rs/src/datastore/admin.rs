@@ -6,7 +6,9 @@ use std::sync::Arc;
 
 use rocket::{Phase, Rocket};
 
-use super::{DatastoreError, Lookup, NewUser, Role, User, UserDatastore, UserUpdate, new_uniquifier};
+use super::{
+    DatastoreError, Lookup, NewUser, Role, User, UserDatastore, UserUpdate, new_uniquifier,
+};
 use crate::clock::Clock;
 use crate::passwords::Passwords;
 use crate::state::SecurityState;
@@ -138,7 +140,11 @@ impl Admin {
         rocket.state::<SecurityState>().map(SecurityState::admin)
     }
 
-    pub(crate) fn new(datastore: Arc<dyn UserDatastore>, passwords: Passwords, clock: Clock) -> Self {
+    pub(crate) fn new(
+        datastore: Arc<dyn UserDatastore>,
+        passwords: Passwords,
+        clock: Clock,
+    ) -> Self {
         Admin {
             datastore,
             passwords,
@@ -164,7 +170,11 @@ impl Admin {
     ///
     /// # Errors
     /// When hashing or the datastore fails (e.g. the email is taken).
-    pub async fn create_user(&self, mut new: NewUser, password: &str) -> Result<User, DatastoreError> {
+    pub async fn create_user(
+        &self,
+        mut new: NewUser,
+        password: &str,
+    ) -> Result<User, DatastoreError> {
         let hash = self
             .passwords
             .hash(password)

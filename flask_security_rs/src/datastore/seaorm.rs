@@ -6,9 +6,9 @@ use std::sync::Arc;
 
 use sea_orm::sea_query::{Alias, Expr, ExprTrait, Func, Query};
 use sea_orm::{
-    ActiveModelBehavior, ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection,
-    DbErr, EntityName, EntityTrait, FromQueryResult, IntoActiveModel, QueryFilter, QueryTrait,
-    SqlErr, TransactionTrait, Value,
+    ActiveModelBehavior, ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr,
+    EntityName, EntityTrait, FromQueryResult, IntoActiveModel, QueryFilter, QueryTrait, SqlErr,
+    TransactionTrait, Value,
 };
 
 use super::model::{RoleField, SecurityRole, SecurityUser, UserField};
@@ -40,7 +40,10 @@ fn update_columns(u: UserUpdate) -> Vec<(UserField, Value)> {
     s(UserField::Username, u.username);
     s(UserField::Password, u.password);
     s(UserField::FsUniquifier, u.fs_uniquifier.map(Some));
-    s(UserField::FsTokenUniquifier, u.fs_token_uniquifier.map(Some));
+    s(
+        UserField::FsTokenUniquifier,
+        u.fs_token_uniquifier.map(Some),
+    );
     s(UserField::LastLoginIp, u.last_login_ip);
     s(UserField::CurrentLoginIp, u.current_login_ip);
     let mut d = |f, v: Option<Option<chrono::NaiveDateTime>>| {
@@ -338,7 +341,8 @@ where
         let Some(model) = <U::Entity as EntityTrait>::find()
             .filter(id_col.eq(user_id))
             .one(&self.db)
-            .await.db()?
+            .await
+            .db()?
         else {
             return Ok(());
         };
@@ -372,7 +376,8 @@ where
         <U::Entity as EntityTrait>::delete_many()
             .filter(id_col.eq(user_id))
             .exec(&txn)
-            .await.db()?;
+            .await
+            .db()?;
         txn.commit().await.db()?;
         Ok(())
     }
@@ -481,10 +486,11 @@ where
     ) -> Result<Option<R>, DatastoreError> {
         let col =
             R::security_column(RoleField::Name).ok_or(DatastoreError::NoSuchRole(name.into()))?;
-        Ok(<R::Entity as EntityTrait>::find()
+        <R::Entity as EntityTrait>::find()
             .filter(col.eq(name))
             .one(conn)
-            .await.db()?)
+            .await
+            .db()
     }
 
     async fn linked<C: ConnectionTrait>(

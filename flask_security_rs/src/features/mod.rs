@@ -47,7 +47,16 @@ pub(crate) const REGISTRY: &[Feature] = &[
     recover_username::FEATURE,
 ];
 
-type Manage = Box<dyn FnOnce(Rocket<Build>) -> Rocket<Build> + Send>;
+/// Adds a feature's state to the Rocket being built.
+pub(crate) type Manage = Box<dyn FnOnce(Rocket<Build>) -> Rocket<Build> + Send>;
+
+/// What the features installed: routes, hooks, template URLs, state.
+pub(crate) struct Installed {
+    pub routes: Vec<Route>,
+    pub hooks: Hooks,
+    pub urls: Vec<(&'static str, String)>,
+    pub manage: Vec<Manage>,
+}
 
 /// What a feature's `install` works with.
 pub(crate) struct Setup<'a> {
@@ -102,9 +111,14 @@ impl<'a> Setup<'a> {
         self.hooks.mail_context.push(Arc::new(hook));
     }
 
-    /// Applies the state the features asked to manage.
-    pub(crate) fn into_parts(self) -> (Vec<Route>, Hooks, Vec<(&'static str, String)>, Vec<Manage>) {
-        (self.routes, self.hooks, self.urls, self.manage)
+    /// What the features installed.
+    pub(crate) fn finish(self) -> Installed {
+        Installed {
+            routes: self.routes,
+            hooks: self.hooks,
+            urls: self.urls,
+            manage: self.manage,
+        }
     }
 }
 

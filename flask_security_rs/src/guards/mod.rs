@@ -99,8 +99,17 @@ fn security<'r>(req: &'r Request<'_>) -> Result<&'r SecurityState, Refusal> {
     SecurityState::of(req).ok_or(Refusal::Unauthenticated { basic: false })
 }
 
-/// The authenticated user of a request (by any of `api_enabled_methods`).
-/// Derefs to [`User`].
+/// The authenticated user of a request (by any of `api_enabled_methods`, or
+/// by the methods of the route's `#[auth_required(..)]`). Derefs to [`User`].
+///
+/// ```
+/// use flask_security_rs::CurrentUser;
+///
+/// #[rocket::get("/whoami")]
+/// fn whoami(user: CurrentUser) -> String {
+///     format!("{} ({} roles)", user.email, user.roles.len())
+/// }
+/// ```
 #[derive(Debug, Clone)]
 pub struct CurrentUser(pub User);
 
@@ -112,6 +121,18 @@ impl Deref for CurrentUser {
 }
 
 /// The user of the request when there is one; never fails.
+///
+/// ```
+/// use flask_security_rs::MaybeUser;
+///
+/// #[rocket::get("/hello")]
+/// fn hello(user: MaybeUser) -> String {
+///     match user.0 {
+///         Some(u) => format!("Hello {}", u.email),
+///         None => "Hello stranger".into(),
+///     }
+/// }
+/// ```
 #[derive(Debug, Clone)]
 pub struct MaybeUser(pub Option<User>);
 
@@ -137,10 +158,14 @@ pub(crate) async fn authenticate(
         via = Some(Mechanism::Token);
         token_paa = Some(*paa);
     }
-    if via.is_none() && mask & Mechanism::Session.bit() != 0 && authn::session_user(req).await.is_some() {
+    if via.is_none()
+        && mask & Mechanism::Session.bit() != 0
+        && authn::session_user(req).await.is_some()
+    {
         via = Some(Mechanism::Session);
     }
-    if via.is_none() && mask & Mechanism::Basic.bit() != 0 && authn::basic_user(req).await.is_some() {
+    if via.is_none() && mask & Mechanism::Basic.bit() != 0 && authn::basic_user(req).await.is_some()
+    {
         via = Some(Mechanism::Basic);
     }
     let Some(via) = via else {

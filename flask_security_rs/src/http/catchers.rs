@@ -111,8 +111,11 @@ fn unauthorized(req: &Request<'_>) -> Challenge {
                     "unified_signin_enabled".into(),
                     Value::Bool(state.is_some_and(|s| s.hooks.unified_signin)),
                 );
-                let reply =
-                    Reply::error_with(Status::Unauthorized, Msg::ReauthenticationRequired.into(), body);
+                let reply = Reply::error_with(
+                    Status::Unauthorized,
+                    Msg::ReauthenticationRequired.into(),
+                    body,
+                );
                 return Challenge(reply, None);
             }
             let verify = state
@@ -134,7 +137,10 @@ fn unauthorized(req: &Request<'_>) -> Challenge {
                 None
             };
             if want_json(req) {
-                return Challenge(Reply::error(Status::Unauthorized, Msg::Unauthenticated), realm);
+                return Challenge(
+                    Reply::error(Status::Unauthorized, Msg::Unauthenticated),
+                    realm,
+                );
             }
             if realm.is_some() {
                 return Challenge(
@@ -166,7 +172,10 @@ fn forbidden(req: &Request<'_>) -> Reply {
     }
     Reply::html(
         Status::Forbidden,
-        format!("<h1>Forbidden</h1><p>{}</p>", text(state, Msg::Unauthorized)),
+        format!(
+            "<h1>Forbidden</h1><p>{}</p>",
+            text(state, Msg::Unauthorized)
+        ),
     )
 }
 

@@ -79,7 +79,11 @@ impl<'r> Ctx<'r> {
     }
 
     /// The form's errors as JSON, or the page showing them.
-    pub fn invalid(&self, errors: &FormErrors, page: impl FnOnce(&Self, &FormErrors) -> Reply) -> Reply {
+    pub fn invalid(
+        &self,
+        errors: &FormErrors,
+        page: impl FnOnce(&Self, &FormErrors) -> Reply,
+    ) -> Reply {
         if self.json() {
             Reply::form(errors.clone())
         } else {
@@ -156,7 +160,10 @@ impl<'r> Ctx<'r> {
     /// reason is recorded for the catcher and its status returned.
     pub async fn require_user(&self, fresh: bool) -> Result<User, Status> {
         let (within, grace) = if fresh {
-            (self.config().freshness, self.config().freshness_grace_period)
+            (
+                self.config().freshness,
+                self.config().freshness_grace_period,
+            )
         } else {
             (-1, -1)
         };

@@ -12,8 +12,6 @@ use crate::messages::{Catalogue, Message, Msg};
 #[derive(Debug, Default, Clone)]
 pub struct FormInput {
     fields: Map<String, Value>,
-    /// Whether the body was JSON.
-    pub json: bool,
 }
 
 /// Body of a form that could not be read.
@@ -48,7 +46,7 @@ impl<'r> FromData<'r> for FormInput {
                 }
             }
         }
-        DataOutcome::Success(FormInput { fields, json })
+        DataOutcome::Success(FormInput { fields })
     }
 }
 
@@ -57,11 +55,6 @@ impl<'r> FromData<'r> for FormInput {
 pub struct NotAString;
 
 impl FormInput {
-    /// A form from a map (tests and programmatic use).
-    pub fn from_map(fields: Map<String, Value>, json: bool) -> Self {
-        FormInput { fields, json }
-    }
-
     /// A text field: `Ok(None)` when absent, null or empty.
     pub fn text(&self, name: &str) -> Result<Option<String>, NotAString> {
         match self.fields.get(name) {
@@ -94,11 +87,6 @@ impl FormInput {
     /// Whether the field was sent as JSON `null`.
     pub fn is_null(&self, name: &str) -> bool {
         matches!(self.fields.get(name), Some(Value::Null))
-    }
-
-    /// Whether the field was sent at all.
-    pub fn has(&self, name: &str) -> bool {
-        self.fields.contains_key(name)
     }
 }
 

@@ -75,4 +75,3 @@ impl rocket::route::Handler for MethodAnswer {
         rocket::outcome::Outcome::Success(res)
     }
 }
-

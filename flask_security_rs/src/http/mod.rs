@@ -13,7 +13,7 @@ use rocket::request::Request;
 
 pub use catchers::catchers;
 pub(crate) use ctx::Ctx;
-pub use form::{FormErrors, FormInput};
+pub(crate) use form::{FormErrors, FormInput};
 pub(crate) use form::{password_pair, text};
 pub(crate) use methods::method_routes;
 pub use reply::Reply;
@@ -49,24 +49,23 @@ pub fn want_json(req: &Request<'_>) -> bool {
 }
 
 /// Whether the request body is JSON (`application/json` or `*/*+json`).
-pub fn is_json_body(req: &Request<'_>) -> bool {
+pub(crate) fn is_json_body(req: &Request<'_>) -> bool {
     req.content_type()
         .is_some_and(|ct| ct.is_json() || ct.sub().as_str().ends_with("+json"))
 }
 
 /// Whether the query string has `key` (any value, or none).
-pub fn query_has(req: &Request<'_>, key: &str) -> bool {
+pub(crate) fn query_has(req: &Request<'_>, key: &str) -> bool {
     req.uri()
         .query()
         .is_some_and(|q| q.segments().any(|(k, _)| k == key))
 }
 
 /// The first value of `key` in the query string, decoded.
-pub fn query_value(req: &Request<'_>, key: &str) -> Option<String> {
+pub(crate) fn query_value(req: &Request<'_>, key: &str) -> Option<String> {
     req.uri().query().and_then(|q| {
         q.segments()
             .find(|(k, _)| *k == key)
             .map(|(_, v)| v.to_string())
     })
 }
-

@@ -71,4 +71,3 @@ pub(crate) fn redirect_target(next: &str) -> String {
     }
     out
 }
-

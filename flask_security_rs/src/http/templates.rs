@@ -5,10 +5,8 @@
 use rocket_dyn_templates::tera::{Context, Tera};
 
 /// The kernel's own templates (layout and form macros); features list theirs.
-pub(crate) const KERNEL: &[(&str, &str)] = crate::features::templates!(
-    "security/base.html.tera",
-    "security/_form_macros.html.tera",
-);
+pub(crate) const KERNEL: &[(&str, &str)] =
+    crate::features::templates!("security/base.html.tera", "security/_form_macros.html.tera",);
 
 /// The compiled templates.
 pub(crate) struct Templates {

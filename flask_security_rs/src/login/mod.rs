@@ -143,6 +143,21 @@ pub enum SecondFactor {
 /// Plugs into the login pipeline; register with `Security::login_hook`.
 /// Every method has a default that lets the sign-in proceed, so a hook
 /// implements only the steps it cares about.
+///
+/// ```
+/// use flask_security_rs::{Attempt, LoginHook, User};
+///
+/// /// Logs who signed in, and the app's extra `nickname` login field.
+/// struct Audit;
+///
+/// #[rocket::async_trait]
+/// impl LoginHook for Audit {
+///     async fn signed_in(&self, attempt: &Attempt<'_>, user: &User) {
+///         let nickname = attempt.field("nickname");
+///         println!("{} signed in ({:?}), nickname {nickname:?}", user.email, attempt.method());
+///     }
+/// }
+/// ```
 #[rocket::async_trait]
 pub trait LoginHook: Send + Sync + 'static {
     /// Throttling: called before credentials are checked (Flask-Security's
@@ -166,6 +181,22 @@ pub trait LoginHook: Send + Sync + 'static {
     /// Called once `user` is signed in (Flask's `user_authenticated` signal).
     async fn signed_in(&self, attempt: &Attempt<'_>, user: &User) {
         let _ = (attempt, user);
+    }
+}
+
+#[rocket::async_trait]
+impl<T: LoginHook + ?Sized> LoginHook for Arc<T> {
+    async fn allow(&self, attempt: &Attempt<'_>, user: Option<&User>) -> Verdict {
+        (**self).allow(attempt, user).await
+    }
+    async fn failed(&self, attempt: &Attempt<'_>, user: Option<&User>) {
+        (**self).failed(attempt, user).await
+    }
+    async fn second_factor(&self, attempt: &Attempt<'_>, user: &User) -> SecondFactor {
+        (**self).second_factor(attempt, user).await
+    }
+    async fn signed_in(&self, attempt: &Attempt<'_>, user: &User) {
+        (**self).signed_in(attempt, user).await
     }
 }
 
@@ -193,7 +224,9 @@ pub(crate) async fn check_password(
             return Err(CredentialError::Refused(m));
         }
     }
-    let stored = user.and_then(|u| u.password.clone()).filter(|p| !p.is_empty());
+    let stored = user
+        .and_then(|u| u.password.clone())
+        .filter(|p| !p.is_empty());
     let verdict = match (&stored, user) {
         (Some(stored), Some(_)) => state.passwords.verify(password, stored).await,
         _ => {
@@ -233,7 +266,11 @@ pub(crate) enum CheckOrder {
 }
 
 /// Step 2: the first problem with `user`'s account, if any.
-pub(crate) fn account_problem(state: &SecurityState, user: &User, order: CheckOrder) -> Option<Msg> {
+pub(crate) fn account_problem(
+    state: &SecurityState,
+    user: &User,
+    order: CheckOrder,
+) -> Option<Msg> {
     let active = (!user.active).then_some(Msg::DisabledAccount);
     let features = || state.hooks.account_checks.iter().find_map(|c| c(user));
     match order {
@@ -246,7 +283,7 @@ pub(crate) fn account_problem(state: &SecurityState, user: &User, order: CheckOr
 #[derive(Debug)]
 pub(crate) enum SignIn {
     /// Signed in; `token` is set when the caller asked for one.
-    Done(Issued),
+    Done(Box<Issued>),
     /// The account may not sign in.
     Refused(Msg),
     /// A second factor is needed first: send this.
@@ -276,7 +313,8 @@ impl Issued {
 /// `{csrf_token, user}` of a user who just proved who they are (re-auth),
 /// with a new auth token when the query has `include_auth_token`.
 pub(crate) fn authenticated_payload(ctx: &Ctx<'_>, user: &User) -> Map<String, Value> {
-    let token = query_has(ctx.req, "include_auth_token").then(|| authn::auth_token(ctx.state, user));
+    let token =
+        query_has(ctx.req, "include_auth_token").then(|| authn::auth_token(ctx.state, user));
     with_token(ctx, user, token)
 }
 
@@ -310,11 +348,11 @@ pub(crate) async fn sign_in(ctx: &Ctx<'_>, user: User, attempt: &Attempt<'_>) ->
     for hook in &state.hooks.login {
         hook.signed_in(attempt, &user).await;
     }
-    SignIn::Done(Issued {
+    SignIn::Done(Box::new(Issued {
         user,
         token,
         second_factor_checked: new,
-    })
+    }))
 }
 
 /// The trackable columns of a sign-in.

@@ -103,6 +103,16 @@ impl Msg {
 
 /// A message to show: a key and its arguments, or a text from elsewhere (a
 /// password checker's warning). Rendered by the reply, not before.
+///
+/// ```
+/// use flask_security_rs::{Catalogue, Message, Msg};
+///
+/// let m = Message::new(Msg::EmailAlreadyAssociated).arg("email", "a@example.com");
+/// let mut catalogue = Catalogue::default();
+/// assert_eq!(m.render(&catalogue), "a@example.com is already associated with an account.");
+/// catalogue.set(Msg::EmailAlreadyAssociated, "%(email)s is taken", None);
+/// assert_eq!(m.render(&catalogue), "a@example.com is taken");
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Message {
     #[serde(flatten)]
@@ -257,7 +267,9 @@ impl Catalogue {
                     let category = Category::parse(&c).ok_or_else(|| {
                         crate::config::ConfigError::new(
                             &key,
-                            format!("unknown category {c:?} (use \"error\", \"info\" or \"success\")"),
+                            format!(
+                                "unknown category {c:?} (use \"error\", \"info\" or \"success\")"
+                            ),
                         )
                     })?;
                     catalogue.set(*msg, t, Some(category));
@@ -309,7 +321,10 @@ mod tests {
     fn renders_arguments_and_overrides_late() {
         let m = Message::new(Msg::EmailAlreadyAssociated).arg("email", "a@b.c");
         let mut cat = Catalogue::default();
-        assert_eq!(m.render(&cat), "a@b.c is already associated with an account.");
+        assert_eq!(
+            m.render(&cat),
+            "a@b.c is already associated with an account."
+        );
         cat.set(Msg::EmailAlreadyAssociated, "%(email)s is taken", None);
         assert_eq!(m.render(&cat), "a@b.c is taken");
         let n = Message::new(Msg::UsernameInvalidLength)

@@ -78,7 +78,6 @@ pub enum Verified {
     YesNeedsRehash,
 }
 
-
 /// The hash scheme of a stored password value (passlib `identify` order).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scheme {

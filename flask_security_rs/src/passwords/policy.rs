@@ -52,10 +52,9 @@ pub struct PasswordPolicy {
 impl PasswordPolicy {
     /// The policy `config` describes.
     pub fn new(config: &SecurityConfig) -> Self {
-        let zxcvbn_minimum_score = match config.password_complexity_checker {
-            Some(ComplexityChecker::Zxcvbn) => Some(config.zxcvbn_minimum_score),
-            None => None,
-        };
+        let zxcvbn_minimum_score = config
+            .password_complexity_checker
+            .map(|ComplexityChecker::Zxcvbn| config.zxcvbn_minimum_score);
         let client = if config.password_check_breached == BreachedCheck::Off {
             None
         } else {
@@ -232,9 +231,9 @@ fn complexity(password: &str, user_inputs: &[String], minimum: u8) -> Option<Mes
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
-    use std::sync::Arc;
     use std::collections::HashMap;
     use std::net::SocketAddr;
+    use std::sync::Arc;
     use std::sync::Mutex;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::TcpListener;
@@ -483,7 +482,10 @@ mod tests {
         // Flask-Security answers with zxcvbn's own warning when it has one.
         assert_eq!(
             policy.validate("password", &[]).await,
-            vec![Message::text("This is a top-10 common password.", Category::Error)]
+            vec![Message::text(
+                "This is a top-10 common password.",
+                Category::Error
+            )]
         );
         assert_eq!(policy.validate("iloveyou", &[]).await.len(), 1);
     }

@@ -6,5 +6,5 @@ mod link;
 mod serializer;
 
 pub(crate) use link::{SignedLink, UserLink};
-pub use serializer::{Serializer, TokenError};
+pub(crate) use serializer::{Serializer, TokenError};
 pub(crate) use serializer::{remember_cookie_value, verify_remember_cookie};

@@ -21,7 +21,6 @@
 
 use std::fmt;
 use std::io::Read;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
 use base64::engine::DecodePaddingMode;
@@ -109,16 +108,6 @@ impl Serializer {
         }
     }
 
-    /// The serializer salt (the `SECURITY_<NAME>_SALT` value).
-    pub fn salt(&self) -> &str {
-        &self.salt
-    }
-
-    /// Timed token for `value`, stamped with the current time.
-    pub fn dumps(&self, value: &Value) -> String {
-        self.dumps_at(value, now_unix())
-    }
-
     /// Timed token for `value`, stamped with `timestamp` (Unix seconds; negative values
     /// are clamped to 0 because the format stores an unsigned integer).
     pub fn dumps_at(&self, value: &Value, timestamp: i64) -> String {
@@ -127,11 +116,6 @@ impl Serializer {
         let ts = u64::try_from(timestamp).unwrap_or(0);
         out.push_str(&B64.encode(int_to_bytes(ts)));
         self.append_signature(out)
-    }
-
-    /// Checks a timed token against the current time; see [`Serializer::loads_at`].
-    pub fn loads(&self, token: &str, max_age_secs: Option<i64>) -> Result<Value, TokenError> {
-        self.loads_at(token, max_age_secs, now_unix())
     }
 
     /// Checks a timed token as of `now` (Unix seconds) and returns its payload.
@@ -158,12 +142,15 @@ impl Serializer {
         decode_payload(payload)
     }
 
-    /// Untimed token for `value` (itsdangerous `URLSafeSerializer`).
+    /// Untimed token for `value` (itsdangerous `URLSafeSerializer`), the
+    /// format of refresh tokens (a later issue); the known-answer tests pin it.
+    #[allow(dead_code)]
     pub fn dumps_untimed(&self, value: &Value) -> String {
         self.append_signature(encode_payload(value))
     }
 
     /// Checks an untimed token and returns its payload.
+    #[allow(dead_code)]
     pub fn loads_untimed(&self, token: &str) -> Result<Value, TokenError> {
         let value = self.unsign(token)?;
         decode_payload(value)
@@ -213,13 +200,6 @@ impl Serializer {
             Err(TokenError::BadSignature)
         }
     }
-}
-
-fn now_unix() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
 }
 
 /// Big-endian bytes without leading zeros (0 encodes as no bytes at all).
@@ -591,8 +571,11 @@ mod tests {
         // No max age: never expires.
         assert!(s.loads_at(SPEC_TOKEN, None, TS + 10_000_000).is_ok());
         // Current-time helpers.
-        let fresh = s.dumps(&json!(["now"]));
-        assert_eq!(s.loads(&fresh, Some(60)).unwrap(), json!(["now"]));
+        let fresh = s.dumps_at(&json!(["now"]), 1_700_000_000);
+        assert_eq!(
+            s.loads_at(&fresh, Some(60), 1_700_000_030).unwrap(),
+            json!(["now"])
+        );
     }
 
     #[test]

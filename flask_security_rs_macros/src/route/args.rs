@@ -12,7 +12,11 @@ use crate::errors::Errors;
 /// The authentication methods and the names of their bit constants in
 /// `flask_security_rs::__private` (the library defines the bits), in the order
 /// the messages list them.
-const METHODS: &[(&str, &str)] = &[("token", "TOKEN"), ("session", "SESSION"), ("basic", "BASIC")];
+const METHODS: &[(&str, &str)] = &[
+    ("token", "TOKEN"),
+    ("session", "SESSION"),
+    ("basic", "BASIC"),
+];
 const METHOD_LIST: &str = "\"token\", \"session\" or \"basic\"";
 
 /// Validated `#[auth_required(..)]` arguments.

@@ -74,7 +74,10 @@ fn install(setup: &mut Setup<'_>) -> Result<(), ConfigError> {
         return Ok(());
     }
     if cfg.change_email_within <= 0 {
-        return Err(ConfigError::new("change_email_within", "must be a positive number of seconds"));
+        return Err(ConfigError::new(
+            "change_email_within",
+            "must be a positive number of seconds",
+        ));
     }
     let link = SignedLink::new(&cfg.change_email_salt, cfg.change_email_within);
     setup.manage(Arc::new(ChangeEmail { cfg, link }));
@@ -175,7 +178,11 @@ async fn change_email_post(
 }
 
 /// The user and new address of a valid link, or the message to show.
-async fn check(ctx: &Ctx<'_>, feature: &ChangeEmail, token: &str) -> Result<(User, String), Message> {
+async fn check(
+    ctx: &Ctx<'_>,
+    feature: &ChangeEmail,
+    token: &str,
+) -> Result<(User, String), Message> {
     let invalid = || Message::new(Msg::ApiError);
     let (user, (_, old_hash, new_email)) = match feature.link.check_user(ctx.state, token).await {
         UserLink::Valid(u, p) => (*u, p),
@@ -189,7 +196,12 @@ async fn check(ctx: &Ctx<'_>, feature: &ChangeEmail, token: &str) -> Result<(Use
     if !verify_hash_async(&old_hash, &user.email).await {
         return Err(invalid());
     }
-    match ctx.state.datastore.find_user(Lookup::Email(&new_email)).await {
+    match ctx
+        .state
+        .datastore
+        .find_user(Lookup::Email(&new_email))
+        .await
+    {
         Ok(None) => Ok((user, new_email)),
         // Taken meanwhile: say no more than for any other bad link.
         Ok(Some(_)) | Err(_) => Err(invalid()),

@@ -54,7 +54,11 @@ fn install(setup: &mut Setup<'_>) -> Result<(), ConfigError> {
     let cfg: ChangeUsernameConfig = setup.section()?;
     if cfg.change_username {
         setup.manage(cfg);
-        setup.mount("change_username", "/change-username", routes![change_get, change_post]);
+        setup.mount(
+            "change_username",
+            "/change-username",
+            routes![change_get, change_post],
+        );
     }
     Ok(())
 }
@@ -75,7 +79,10 @@ async fn change_get(ctx: Ctx<'_>) -> Result<Reply, Status> {
     let mut body = ctx.payload(Some(&user));
     body.insert(
         "current_username".into(),
-        user.username.clone().map(Value::String).unwrap_or(Value::Null),
+        user.username
+            .clone()
+            .map(Value::String)
+            .unwrap_or(Value::Null),
     );
     Ok(Reply::ok(body))
 }

@@ -82,11 +82,18 @@ fn install(setup: &mut Setup<'_>) -> Result<(), ConfigError> {
         return Ok(());
     }
     if cfg.confirm_email_within <= 0 {
-        return Err(ConfigError::new("confirm_email_within", "must be a positive number of seconds"));
+        return Err(ConfigError::new(
+            "confirm_email_within",
+            "must be a positive number of seconds",
+        ));
     }
     let link = SignedLink::new(&cfg.confirm_salt, cfg.confirm_email_within);
     if !cfg.login_without_confirmation {
-        setup.account_check(|user| user.confirmed_at.is_none().then_some(Msg::ConfirmationRequired));
+        setup.account_check(|user| {
+            user.confirmed_at
+                .is_none()
+                .then_some(Msg::ConfirmationRequired)
+        });
     }
     let confirm = Arc::new(Confirm { cfg, link });
     setup.mail_context(ConfirmationLink(confirm.clone()));
@@ -102,7 +109,10 @@ fn install(setup: &mut Setup<'_>) -> Result<(), ConfigError> {
 impl Confirm {
     /// A confirmation link for `user`.
     async fn link_for(&self, ctx: &Ctx<'_>, user: &User) -> String {
-        let payload = (user.fs_uniquifier.clone(), hash_data_async(&user.email).await);
+        let payload = (
+            user.fs_uniquifier.clone(),
+            hash_data_async(&user.email).await,
+        );
         let token = self.link.issue(ctx.state, &payload);
         ctx.external_url(&format!("/confirm/{token}"))
     }
@@ -167,7 +177,9 @@ async fn confirm_post(ctx: Ctx<'_>, confirm: &State<Arc<Confirm>>, form: FormInp
         Some(raw) => match normalize_email(raw) {
             None => errors.add("email", Msg::InvalidEmailAddress),
             Some(e) => match ctx.state.datastore.find_user(Lookup::Email(&e)).await {
-                Ok(Some(u)) if u.confirmed_at.is_some() => errors.add("email", Msg::AlreadyConfirmed),
+                Ok(Some(u)) if u.confirmed_at.is_some() => {
+                    errors.add("email", Msg::AlreadyConfirmed)
+                }
                 Ok(Some(u)) => target = Some(u),
                 Ok(None) => errors.add("email", Msg::UserDoesNotExist),
                 Err(err) => {
@@ -200,7 +212,9 @@ async fn confirm_post(ctx: Ctx<'_>, confirm: &State<Arc<Confirm>>, form: FormInp
         template: "security/send_confirmation.html.tera",
         context: c,
         errors: FormErrors::new(),
-        messages: Some(vec![Message::new(Msg::ConfirmationRequest).arg("email", shown)]),
+        messages: Some(vec![
+            Message::new(Msg::ConfirmationRequest).arg("email", shown),
+        ]),
     })
 }
 

@@ -18,7 +18,7 @@ use crate::login::{self, Attempt, AuthnMethod, CredentialError, SignIn};
 use crate::messages::Msg;
 
 /// The login feature's keys.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default)]
 pub(crate) struct LoginConfig {
     /// `SECURITY_DEFAULT_REMEMBER_ME`. _Default:_ `false`.
@@ -29,17 +29,6 @@ pub(crate) struct LoginConfig {
     post_verify_view: Option<String>,
     /// `SECURITY_LOGIN_ERROR_VIEW` (SPA). _Default:_ none.
     login_error_view: Option<String>,
-}
-
-impl Default for LoginConfig {
-    fn default() -> Self {
-        LoginConfig {
-            default_remember_me: false,
-            logout_csrf: false,
-            post_verify_view: None,
-            login_error_view: None,
-        }
-    }
 }
 
 pub(crate) const FEATURE: Feature = Feature {
@@ -186,7 +175,11 @@ async fn check_login(
     // A blank email is looked up (and not found); an absent identity is a form error.
     let blank_email = form.text_or_blank("email").is_some();
     let (field, identity, found) = match (&login.email, &login.username) {
-        (Some(e), _) => ("email", e.as_str(), ctx.state.datastore.find_user(Lookup::Email(e)).await),
+        (Some(e), _) => (
+            "email",
+            e.as_str(),
+            ctx.state.datastore.find_user(Lookup::Email(e)).await,
+        ),
         (None, Some(u)) => (
             "username",
             u.as_str(),

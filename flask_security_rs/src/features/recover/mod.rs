@@ -92,13 +92,20 @@ fn install(setup: &mut Setup<'_>) -> Result<(), ConfigError> {
         return Ok(());
     }
     if cfg.reset_password_within <= 0 {
-        return Err(ConfigError::new("reset_password_within", "must be a positive number of seconds"));
+        return Err(ConfigError::new(
+            "reset_password_within",
+            "must be a positive number of seconds",
+        ));
     }
     let link = SignedLink::new(&cfg.reset_salt, cfg.reset_password_within);
     let recover = Arc::new(Recover { cfg, link });
     setup.mail_context(ResetLinks(recover.clone()));
     setup.manage(recover);
-    setup.mount("reset", "/reset", routes![forgot_get, forgot_post, reset_get, reset_post]);
+    setup.mount(
+        "reset",
+        "/reset",
+        routes![forgot_get, forgot_post, reset_get, reset_post],
+    );
     Ok(())
 }
 
@@ -108,7 +115,8 @@ impl Recover {
             Some(p) => Some(hash_data_async(p).await),
             None => None,
         };
-        self.link.issue(ctx.state, &(user.fs_uniquifier.clone(), hashed))
+        self.link
+            .issue(ctx.state, &(user.fs_uniquifier.clone(), hashed))
     }
 
     async fn send_instructions(&self, ctx: &Ctx<'_>, user: &User) {
@@ -181,7 +189,9 @@ async fn forgot_post(ctx: Ctx<'_>, recover: &State<Arc<Recover>>, form: FormInpu
         return ctx.invalid(&errors, forgot_page);
     }
     match &user {
-        Some(u) if recover.cfg.send_password_reset_email => recover.send_instructions(&ctx, u).await,
+        Some(u) if recover.cfg.send_password_reset_email => {
+            recover.send_instructions(&ctx, u).await
+        }
         Some(_) => {}
         // Unknown account in generic mode: spend the time a real request takes.
         None => ctx.state.passwords.dummy_verify().await,

@@ -44,7 +44,11 @@ fn install(setup: &mut Setup<'_>) -> Result<(), ConfigError> {
     let cfg: RecoverUsernameConfig = setup.section()?;
     if cfg.username_recovery {
         setup.manage(cfg);
-        setup.mount("recover_username", "/recover-username", routes![recover_get, recover_post]);
+        setup.mount(
+            "recover_username",
+            "/recover-username",
+            routes![recover_get, recover_post],
+        );
     }
     Ok(())
 }
@@ -64,11 +68,7 @@ async fn recover_get(ctx: Ctx<'_>) -> Reply {
 }
 
 #[post("/recover-username", data = "<form>")]
-async fn recover_post(
-    ctx: Ctx<'_>,
-    cfg: &State<RecoverUsernameConfig>,
-    form: FormInput,
-) -> Reply {
+async fn recover_post(ctx: Ctx<'_>, cfg: &State<RecoverUsernameConfig>, form: FormInput) -> Reply {
     if let Err(reply) = ctx.anonymous_only().await {
         return reply;
     }

@@ -60,7 +60,11 @@ fn install(setup: &mut Setup<'_>) -> Result<(), ConfigError> {
     let cfg: RegisterConfig = setup.section()?;
     if cfg.registerable {
         setup.manage(cfg);
-        setup.mount("register", "/register", routes![register_get, register_post]);
+        setup.mount(
+            "register",
+            "/register",
+            routes![register_get, register_post],
+        );
     }
     Ok(())
 }
