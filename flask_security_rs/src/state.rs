@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use rocket::request::Request;
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
 use crate::clock::Clock;
 use crate::config::SecurityConfig;
@@ -43,13 +43,8 @@ pub(crate) struct Hooks {
 
 impl Hooks {
     pub(crate) fn new(login: Vec<Arc<dyn LoginHook>>) -> Self {
-        let mut reauth_options = Map::new();
-        reauth_options.insert("has_webauthn_verify_credential".into(), Value::Bool(false));
-        reauth_options.insert("oauth_enabled".into(), Value::Bool(false));
-        reauth_options.insert("oauth_providers".into(), json!([]));
         Hooks {
             login,
-            reauth_options,
             ..Hooks::default()
         }
     }

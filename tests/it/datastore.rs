@@ -132,3 +132,41 @@ async fn create_with_unknown_role_leaves_nothing_behind() {
             .is_none()
     );
 }
+
+#[rocket::async_test]
+async fn typed_updates_reach_every_column() {
+    let app = app().await;
+    let admin = flask_security_rs::Admin::of(app.client.rocket()).expect("state");
+    let ds = admin.datastore();
+    let user = admin
+        .create_user(NewUser::new(unique_email()), "typed-pass")
+        .await
+        .expect("create");
+    assert!(user.tf_primary_method.is_none() && user.mf_recovery_codes.is_none());
+    let mut update = flask_security_rs::UserUpdate::new().active(false);
+    update.tf_primary_method = Some(Some("authenticator".into()));
+    update.mf_recovery_codes = Some(Some("a,b".into()));
+    update.us_phone_number = Some(Some("+15551234567".into()));
+    ds.update_user(user.id, update).await.expect("update");
+    let again = ds
+        .find_user(Lookup::Id(user.id))
+        .await
+        .expect("db")
+        .expect("user");
+    assert!(!again.active);
+    assert_eq!(again.tf_primary_method.as_deref(), Some("authenticator"));
+    assert_eq!(again.mf_recovery_codes.as_deref(), Some("a,b"));
+    assert_eq!(again.us_phone_number.as_deref(), Some("+15551234567"));
+    // Clearing is an update too; unset fields stay.
+    let mut clear = flask_security_rs::UserUpdate::new();
+    clear.tf_primary_method = Some(None);
+    ds.update_user(user.id, clear).await.expect("clear");
+    let again = ds
+        .find_user(Lookup::Id(user.id))
+        .await
+        .expect("db")
+        .expect("user");
+    assert!(again.tf_primary_method.is_none());
+    assert_eq!(again.mf_recovery_codes.as_deref(), Some("a,b"));
+    assert!(!format!("{again:?}").contains("a,b"), "no secrets in Debug");
+}

@@ -87,6 +87,20 @@ pub struct User {
     pub current_login_ip: Option<String>,
     /// Login count.
     pub login_count: Option<i64>,
+    /// Two-factor primary method (`tf_primary_method`), when the model has it.
+    pub tf_primary_method: Option<String>,
+    /// Encrypted TOTP secret (`tf_totp_secret`).
+    pub tf_totp_secret: Option<String>,
+    /// Two-factor phone (`tf_phone_number`).
+    pub tf_phone_number: Option<String>,
+    /// Unified sign-in TOTP secrets (`us_totp_secrets`).
+    pub us_totp_secrets: Option<String>,
+    /// Unified sign-in phone (`us_phone_number`).
+    pub us_phone_number: Option<String>,
+    /// WebAuthn user handle (`fs_webauthn_user_handle`).
+    pub fs_webauthn_user_handle: Option<String>,
+    /// Recovery codes (`mf_recovery_codes`).
+    pub mf_recovery_codes: Option<String>,
     /// Roles.
     pub roles: Vec<Role>,
     pub(crate) payload: serde_json::Map<String, serde_json::Value>,
@@ -282,6 +296,20 @@ pub struct UserUpdate {
     pub current_login_ip: Option<Option<String>>,
     /// `login_count`.
     pub login_count: Option<i64>,
+    /// `tf_primary_method`.
+    pub tf_primary_method: Option<Option<String>>,
+    /// `tf_totp_secret` (encrypted).
+    pub tf_totp_secret: Option<Option<String>>,
+    /// `tf_phone_number`.
+    pub tf_phone_number: Option<Option<String>>,
+    /// `us_totp_secrets` (encrypted).
+    pub us_totp_secrets: Option<Option<String>>,
+    /// `us_phone_number`.
+    pub us_phone_number: Option<Option<String>>,
+    /// `fs_webauthn_user_handle`.
+    pub fs_webauthn_user_handle: Option<Option<String>>,
+    /// `mf_recovery_codes`.
+    pub mf_recovery_codes: Option<Option<String>>,
 }
 
 impl UserUpdate {

@@ -45,6 +45,13 @@ fn update_columns(u: UserUpdate) -> Vec<(UserField, Value)> {
         u.fs_token_uniquifier.map(Some),
     );
     s(UserField::LastLoginIp, u.last_login_ip);
+    s(UserField::TfPrimaryMethod, u.tf_primary_method);
+    s(UserField::TfTotpSecret, u.tf_totp_secret);
+    s(UserField::TfPhoneNumber, u.tf_phone_number);
+    s(UserField::UsTotpSecrets, u.us_totp_secrets);
+    s(UserField::UsPhoneNumber, u.us_phone_number);
+    s(UserField::FsWebauthnUserHandle, u.fs_webauthn_user_handle);
+    s(UserField::MfRecoveryCodes, u.mf_recovery_codes);
     s(UserField::CurrentLoginIp, u.current_login_ip);
     let mut d = |f, v: Option<Option<chrono::NaiveDateTime>>| {
         if let Some(v) = v {
@@ -211,6 +218,13 @@ where
             current_login_at: value_datetime(g(UserField::CurrentLoginAt)),
             current_login_ip: value_str(g(UserField::CurrentLoginIp)),
             login_count: value_i64(g(UserField::LoginCount)),
+            tf_primary_method: value_str(g(UserField::TfPrimaryMethod)),
+            tf_totp_secret: value_str(g(UserField::TfTotpSecret)),
+            tf_phone_number: value_str(g(UserField::TfPhoneNumber)),
+            us_totp_secrets: value_str(g(UserField::UsTotpSecrets)),
+            us_phone_number: value_str(g(UserField::UsPhoneNumber)),
+            fs_webauthn_user_handle: value_str(g(UserField::FsWebauthnUserHandle)),
+            mf_recovery_codes: value_str(g(UserField::MfRecoveryCodes)),
             roles: roles.iter().map(Self::to_role).collect(),
             payload: model.security_payload(),
             model: Arc::new(model),

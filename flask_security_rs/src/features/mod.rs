@@ -111,6 +111,20 @@ impl<'a> Setup<'a> {
         self.hooks.mail_context.push(Arc::new(hook));
     }
 
+    /// Plugs a hook into the login pipeline (a second factor, say); it runs
+    /// after the application's own hooks.
+    #[allow(dead_code)] // two-factor, unified sign-in and passkeys plug in here
+    pub fn login_hook(&mut self, hook: impl crate::login::LoginHook) {
+        self.hooks.login.push(Arc::new(hook));
+    }
+
+    /// Sets what `GET /verify` and the 401 `reauth_required` answer say about
+    /// another way to re-authenticate (`has_webauthn_verify_credential`,
+    /// `oauth_enabled`, `oauth_providers`).
+    pub fn reauth_option(&mut self, key: &str, value: serde_json::Value) {
+        self.hooks.reauth_options.insert(key.to_string(), value);
+    }
+
     /// What the features installed.
     pub(crate) fn finish(self) -> Installed {
         Installed {

@@ -45,6 +45,10 @@ fn install(setup: &mut Setup<'_>) -> Result<(), ConfigError> {
         return Err(ConfigError::new("login_error_view", "must not be empty"));
     }
     setup.manage(cfg);
+    // Until passkeys or OAuth say otherwise: no other way to re-authenticate.
+    setup.reauth_option("has_webauthn_verify_credential", Value::Bool(false));
+    setup.reauth_option("oauth_enabled", Value::Bool(false));
+    setup.reauth_option("oauth_providers", json!([]));
     setup.mount("login", "/login", routes());
     Ok(())
 }
