@@ -35,11 +35,7 @@ pub trait UserDatastoreExt: UserDatastore {
         name: &str,
         permissions: &[&str],
     ) -> Result<(), DatastoreError> {
-        let role = self
-            .find_role(name)
-            .await?
-            .ok_or_else(|| DatastoreError::NoSuchRole(name.into()))?;
-        let mut perms = role.permissions;
+        let mut perms = existing_role(self, name).await?.permissions;
         for p in permissions {
             if !perms.iter().any(|x| x == p) {
                 perms.push((*p).to_string());
@@ -54,11 +50,8 @@ pub trait UserDatastoreExt: UserDatastore {
         name: &str,
         permissions: &[&str],
     ) -> Result<(), DatastoreError> {
-        let role = self
-            .find_role(name)
+        let perms: Vec<String> = existing_role(self, name)
             .await?
-            .ok_or_else(|| DatastoreError::NoSuchRole(name.into()))?;
-        let perms: Vec<String> = role
             .permissions
             .into_iter()
             .filter(|p| !permissions.contains(&p.as_str()))
@@ -104,6 +97,16 @@ pub trait UserDatastoreExt: UserDatastore {
 }
 
 impl<T: UserDatastore + ?Sized> UserDatastoreExt for T {}
+
+/// The role named `name`, or [`DatastoreError::NoSuchRole`].
+async fn existing_role<D: UserDatastore + ?Sized>(
+    ds: &D,
+    name: &str,
+) -> Result<Role, DatastoreError> {
+    ds.find_role(name)
+        .await?
+        .ok_or_else(|| DatastoreError::NoSuchRole(name.into()))
+}
 
 /// The datastore of a Rocket instance with the `Security` fairing, plus its
 /// password hasher: what an application seeds users and roles with.

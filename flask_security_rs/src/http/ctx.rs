@@ -68,6 +68,18 @@ impl<'r> Ctx<'r> {
         })
     }
 
+    /// The context of a form page posting back to this URL, with the
+    /// submitted values of `fields` (empty when there was no form).
+    pub fn form_context(&self, form: Option<&FormInput>, fields: &[&str]) -> Context {
+        let mut c = Context::new();
+        c.insert("action", &self.req.uri().to_string());
+        for name in fields {
+            let value = form.and_then(|f| f.text(name).ok().flatten());
+            c.insert(*name, &value.unwrap_or_default());
+        }
+        c
+    }
+
     /// A SPA redirect to `view` with the outcome in the query string.
     pub fn spa(&self, view: &str, params: Vec<(&'static str, Param)>) -> Reply {
         Reply::spa(view.to_string(), params)

@@ -147,14 +147,7 @@ impl MailContext for ConfirmationLink {
 }
 
 fn confirm_page(ctx: &Ctx<'_>, form: Option<&FormInput>, errors: &FormErrors) -> Reply {
-    let mut c = Context::new();
-    c.insert("action", &ctx.req.uri().to_string());
-    c.insert(
-        "email",
-        &form
-            .and_then(|f| f.text("email").ok().flatten())
-            .unwrap_or_default(),
-    );
+    let c = ctx.form_context(form, &["email"]);
     ctx.page("security/send_confirmation.html.tera", c, errors)
 }
 

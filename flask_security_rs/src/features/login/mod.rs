@@ -58,14 +58,7 @@ fn routes() -> Vec<Route> {
 }
 
 fn login_page(ctx: &Ctx<'_>, form: Option<&FormInput>, errors: &FormErrors) -> Reply {
-    let mut c = Context::new();
-    c.insert("action", &ctx.req.uri().to_string());
-    let field = |n: &str| {
-        form.and_then(|f| f.text(n).ok().flatten())
-            .unwrap_or_default()
-    };
-    c.insert("email", &field("email"));
-    c.insert("username", &field("username"));
+    let mut c = ctx.form_context(form, &["email", "username"]);
     c.insert(
         "next",
         &form

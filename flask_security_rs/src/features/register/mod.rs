@@ -70,14 +70,7 @@ fn install(setup: &mut Setup<'_>) -> Result<(), ConfigError> {
 }
 
 fn register_page(ctx: &Ctx<'_>, form: Option<&FormInput>, errors: &FormErrors) -> Reply {
-    let mut c = Context::new();
-    c.insert("action", &ctx.req.uri().to_string());
-    let field = |n: &str| {
-        form.and_then(|f| f.text(n).ok().flatten())
-            .unwrap_or_default()
-    };
-    c.insert("email", &field("email"));
-    c.insert("username", &field("username"));
+    let c = ctx.form_context(form, &["email", "username"]);
     ctx.page("security/register_user.html.tera", c, errors)
 }
 
