@@ -314,6 +314,7 @@ impl Fairing for Security {
         if !json && !form {
             return;
         }
+        // Rocket lets a fairing see at most the first 512 bytes of a body.
         let peeked = data.peek(512).await;
         let (mut auth_token, mut csrf_token) = (None, None);
         if json {

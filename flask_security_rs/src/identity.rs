@@ -35,13 +35,15 @@ pub(crate) fn check_username(cfg: &SecurityConfig, raw: &str) -> Result<String, 
     if !trimmed.chars().all(char::is_alphanumeric) {
         return Err(Msg::UsernameDisallowedCharacters.into());
     }
-    let len = trimmed.chars().count();
+    // The length is the normalised form's, as Flask-Security counts it.
+    let normalized: String = trimmed.nfkd().collect();
+    let len = normalized.chars().count();
     if len < cfg.username_min_length || len > cfg.username_max_length {
         return Err(Message::new(Msg::UsernameInvalidLength)
             .arg("min", cfg.username_min_length)
             .arg("max", cfg.username_max_length));
     }
-    Ok(trimmed.nfkd().collect())
+    Ok(normalized)
 }
 
 /// Finds the account a "send me a mail" form names (`email`), with

@@ -8,7 +8,7 @@ use rocket_dyn_templates::tera::Context;
 use serde_json::{Map, Value};
 
 use super::reply::{Page, Param};
-use super::{FormErrors, FormInput, Reply, want_json};
+use super::{BadBody, FormErrors, FormInput, Reply, want_json};
 use crate::datastore::User;
 use crate::guards;
 use crate::messages::{Message, Msg};
@@ -78,6 +78,22 @@ impl<'r> Ctx<'r> {
             c.insert(*name, &value.unwrap_or_default());
         }
         c
+    }
+
+    /// The body of an endpoint that authenticates first: its parse error
+    /// (400, 413) is answered only once the caller is known.
+    pub fn body(&self, form: Result<FormInput, BadBody>) -> Result<FormInput, Reply> {
+        form.map_err(|BadBody(status)| {
+            if self.json() {
+                Reply::error(status, Msg::ApiError)
+            } else {
+                let text = self.state.messages.text(Msg::ApiError);
+                Reply::html(
+                    status,
+                    format!("<h1>{}</h1><p>{text}</p>", status.reason_lossy()),
+                )
+            }
+        })
     }
 
     /// A SPA redirect to `view` with the outcome in the query string.

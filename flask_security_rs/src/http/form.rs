@@ -16,8 +16,9 @@ pub struct FormInput {
 
 /// Body of a form that could not be read.
 #[derive(Debug)]
-pub struct BadBody;
+pub struct BadBody(pub Status);
 
+/// The largest body the library reads.
 const BODY_LIMIT: u64 = 64 * 1024;
 
 #[rocket::async_trait]
@@ -28,14 +29,24 @@ impl<'r> FromData<'r> for FormInput {
         let json = super::is_json_body(req);
         let bytes = match data.open(BODY_LIMIT.bytes()).into_bytes().await {
             Ok(b) if b.is_complete() => b.into_inner(),
-            _ => return DataOutcome::Error((Status::PayloadTooLarge, BadBody)),
+            _ => {
+                return DataOutcome::Error((
+                    Status::PayloadTooLarge,
+                    BadBody(Status::PayloadTooLarge),
+                ));
+            }
         };
         let mut fields = Map::new();
         if bytes.iter().any(|b| !b.is_ascii_whitespace()) {
             if json {
                 match serde_json::from_slice::<Value>(&bytes) {
                     Ok(Value::Object(m)) => fields = m,
-                    _ => return DataOutcome::Error((Status::BadRequest, BadBody)),
+                    _ => {
+                        return DataOutcome::Error((
+                            Status::BadRequest,
+                            BadBody(Status::BadRequest),
+                        ));
+                    }
                 }
             } else {
                 let text = String::from_utf8_lossy(&bytes);

@@ -35,6 +35,7 @@ pub(crate) fn method_routes(routes: &[Route]) -> Vec<Route> {
             Method::Put,
             Method::Delete,
             Method::Patch,
+            Method::Trace,
             Method::Options,
         ] {
             if m != Method::Options && methods.contains(&m) {

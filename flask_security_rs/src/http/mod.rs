@@ -13,7 +13,7 @@ use rocket::request::Request;
 
 pub use catchers::catchers;
 pub(crate) use ctx::Ctx;
-pub(crate) use form::{FormErrors, FormInput};
+pub(crate) use form::{BadBody, FormErrors, FormInput};
 pub(crate) use form::{password_pair, text};
 pub(crate) use methods::method_routes;
 pub use reply::Reply;

@@ -12,7 +12,7 @@ use serde_json::Value;
 use super::{Feature, Setup, section_keys, templates};
 use crate::config::ConfigError;
 use crate::datastore::{Lookup, User, UserUpdate};
-use crate::http::{Ctx, FormErrors, FormInput, Param, Reply, text};
+use crate::http::{BadBody, Ctx, FormErrors, FormInput, Param, Reply, text};
 use crate::identity::normalize_email;
 use crate::mail::{self, Outgoing};
 use crate::messages::{Message, Msg, within_text};
@@ -116,9 +116,13 @@ async fn change_email_get(ctx: Ctx<'_>) -> Result<Reply, Status> {
 async fn change_email_post(
     ctx: Ctx<'_>,
     feature: &State<Arc<ChangeEmail>>,
-    form: FormInput,
+    form: Result<FormInput, BadBody>,
 ) -> Result<Reply, Status> {
     let user = ctx.require_user(true).await?;
+    let form = match ctx.body(form) {
+        Ok(f) => f,
+        Err(reply) => return Ok(reply),
+    };
     let cfg = &feature.cfg;
     let mut errors = FormErrors::new();
     let raw = text(&form, "email", &mut errors);

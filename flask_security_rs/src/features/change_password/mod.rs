@@ -10,7 +10,7 @@ use super::{Feature, Setup, section_keys, templates};
 use crate::authn;
 use crate::config::ConfigError;
 use crate::datastore::User;
-use crate::http::{Ctx, FormErrors, FormInput, Reply, password_pair, text};
+use crate::http::{BadBody, Ctx, FormErrors, FormInput, Reply, password_pair, text};
 use crate::login::{self, Attempt, AuthnMethod, CredentialError, SignIn};
 use crate::mail::{self, Outgoing};
 use crate::messages::Msg;
@@ -83,7 +83,7 @@ async fn change_get(ctx: Ctx<'_>) -> Result<Reply, Status> {
 async fn change_post(
     ctx: Ctx<'_>,
     cfg: &State<ChangeConfig>,
-    form: FormInput,
+    form: Result<FormInput, BadBody>,
 ) -> Result<Reply, Status> {
     // A user without a password (passwordless sign-in) must be fresh instead.
     let user = ctx.require_user(false).await?;
@@ -91,6 +91,10 @@ async fn change_post(
         user
     } else {
         ctx.require_user(true).await?
+    };
+    let form = match ctx.body(form) {
+        Ok(f) => f,
+        Err(reply) => return Ok(reply),
     };
     let mut errors = FormErrors::new();
     let current = text(&form, "password", &mut errors);

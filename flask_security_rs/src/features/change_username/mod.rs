@@ -9,7 +9,7 @@ use serde_json::Value;
 use super::{Feature, Setup, section_keys, templates};
 use crate::config::ConfigError;
 use crate::datastore::{Lookup, User, UserUpdate};
-use crate::http::{Ctx, FormErrors, FormInput, Reply, text};
+use crate::http::{BadBody, Ctx, FormErrors, FormInput, Reply, text};
 use crate::identity::check_username;
 use crate::mail::{self, Outgoing};
 use crate::messages::{Message, Msg};
@@ -91,9 +91,13 @@ async fn change_get(ctx: Ctx<'_>) -> Result<Reply, Status> {
 async fn change_post(
     ctx: Ctx<'_>,
     cfg: &State<ChangeUsernameConfig>,
-    form: FormInput,
+    form: Result<FormInput, BadBody>,
 ) -> Result<Reply, Status> {
     let user = ctx.require_user(true).await?;
+    let form = match ctx.body(form) {
+        Ok(f) => f,
+        Err(reply) => return Ok(reply),
+    };
     let mut errors = FormErrors::new();
     let mut name = None;
     match text(&form, "username", &mut errors) {

@@ -7,8 +7,8 @@ use serde::Deserialize;
 use super::{Feature, Setup, section_keys, templates};
 use crate::config::ConfigError;
 use crate::datastore::{DatastoreError, Lookup, NewUser, User};
-use crate::http::redirect::redirect_allowed;
-use crate::http::{Ctx, FormErrors, FormInput, Reply, query_value, text};
+use crate::http::redirect::{next_param, redirect_allowed};
+use crate::http::{Ctx, FormErrors, FormInput, Reply, text};
 use crate::identity::{check_username, normalize_email};
 use crate::login::{self, Attempt, AuthnMethod, SignIn};
 use crate::mail::{self, Outgoing};
@@ -185,7 +185,7 @@ async fn read_form(
             },
         },
     }
-    if let Some(n) = text(form, "next", &mut errors).or_else(|| query_value(ctx.req, "next"))
+    if let Some(n) = next_param(form, ctx.req, &mut errors)
         && !redirect_allowed(ctx.req, &n)
     {
         errors.add("next", Msg::InvalidRedirect);
