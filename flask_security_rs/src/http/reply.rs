@@ -25,7 +25,7 @@ use crate::state::SecurityState;
 /// # let _ = reply;
 /// ```
 #[derive(Debug)]
-pub struct Reply(pub(crate) Kind);
+pub struct Reply(Box<Kind>);
 
 #[derive(Debug)]
 pub(crate) enum Kind {
@@ -40,7 +40,7 @@ pub(crate) enum Kind {
     /// 302 to a SPA view with the outcome in the query string.
     SpaRedirect(String, Vec<(&'static str, Param)>),
     /// A page rendered from a template.
-    Page(Box<Page>),
+    Page(Page),
     /// Static HTML.
     Html(Status, String),
     /// The application's own JSON, not wrapped in the envelope.
@@ -66,55 +66,59 @@ pub(crate) struct Page {
 }
 
 impl Reply {
+    fn of(kind: Kind) -> Self {
+        Reply(Box::new(kind))
+    }
+
     /// A 200 reply in Flask-Security's envelope.
     pub fn ok(body: Map<String, Value>) -> Self {
-        Reply(Kind::Json(Status::Ok, body))
+        Reply::of(Kind::Json(Status::Ok, body))
     }
 
     /// A JSON reply in the envelope.
     pub fn json(status: Status, body: Map<String, Value>) -> Self {
-        Reply(Kind::Json(status, body))
+        Reply::of(Kind::Json(status, body))
     }
 
     /// An error in the envelope: `{"errors": [message]}`.
     pub fn error(status: Status, message: impl Into<Message>) -> Self {
-        Reply(Kind::Error(status, message.into(), Map::new()))
+        Reply::of(Kind::Error(status, message.into(), Map::new()))
     }
 
     /// The application's own JSON body and status, sent as they are.
     pub fn custom(status: Status, body: Value) -> Self {
-        Reply(Kind::Custom(status, body))
+        Reply::of(Kind::Custom(status, body))
     }
 
     /// A 302 redirect.
     pub fn redirect(to: impl Into<String>) -> Self {
-        Reply(Kind::Redirect(to.into()))
+        Reply::of(Kind::Redirect(to.into()))
     }
 
     /// Static HTML.
     pub fn html(status: Status, html: impl Into<String>) -> Self {
-        Reply(Kind::Html(status, html.into()))
+        Reply::of(Kind::Html(status, html.into()))
     }
 
     pub(crate) fn error_with(status: Status, message: Message, extra: Map<String, Value>) -> Self {
-        Reply(Kind::Error(status, message, extra))
+        Reply::of(Kind::Error(status, message, extra))
     }
 
     pub(crate) fn form(errors: FormErrors) -> Self {
-        Reply(Kind::Form(errors))
+        Reply::of(Kind::Form(errors))
     }
 
     pub(crate) fn page(page: Page) -> Self {
-        Reply(Kind::Page(Box::new(page)))
+        Reply::of(Kind::Page(page))
     }
 
     pub(crate) fn spa(view: String, params: Vec<(&'static str, Param)>) -> Self {
-        Reply(Kind::SpaRedirect(view, params))
+        Reply::of(Kind::SpaRedirect(view, params))
     }
 
     /// The status this reply will have.
     pub fn status(&self) -> Status {
-        match &self.0 {
+        match self.0.as_ref() {
             Kind::Json(s, _) | Kind::Error(s, _, _) | Kind::Html(s, _) | Kind::Custom(s, _) => *s,
             Kind::Form(_) => Status::BadRequest,
             Kind::Redirect(_) | Kind::SpaRedirect(..) => Status::Found,
@@ -197,7 +201,7 @@ impl<'r> Responder<'r, 'static> for Reply {
                 .header(ContentType::JSON)
                 .sized_body(text.len(), Cursor::new(text));
         };
-        match self.0 {
+        match *self.0 {
             Kind::Json(status, body) => json(&mut res, status, envelope(status, body)),
             Kind::Error(status, message, mut extra) => {
                 let mut body = Map::new();
@@ -231,7 +235,7 @@ impl<'r> Responder<'r, 'static> for Reply {
             }
             Kind::Page(page) => {
                 let (status, html) = match state {
-                    Some(state) => render_page(req, state, *page),
+                    Some(state) => render_page(req, state, page),
                     None => (Status::InternalServerError, "template error".into()),
                 };
                 res.status(status)
