@@ -193,6 +193,13 @@ impl Security {
             }
         }
         config.validate().map_err(err)?;
+        if !debug && config.server_name.is_none() && config.trusted_hosts.is_none() {
+            // Otherwise mailed links would follow whatever `Host` a caller sends.
+            return Err(
+                "`security.server_name` or `security.trusted_hosts` must be set outside the debug profile"
+                    .into(),
+            );
+        }
         let mail: MailConfig = config::extract(figment).map_err(err)?;
         let messages = Catalogue::from_figment(figment).map_err(err)?;
 

@@ -48,10 +48,32 @@ async fn release_profile_requires_secrets() {
         .merge(("secret_key", flask_security_rs::derive_cookie_key("x")))
         .merge(("security.secret_key", "k"))
         .merge(("security.password_salt", "s"));
-    let rocket = rocket::custom(fig)
+    let rocket = rocket::custom(fig.clone())
         .attach(Security::new(datastore().await))
         .mount("/", routes![me]);
-    assert!(rocket.ignite().await.is_ok());
+    let err = rocket
+        .ignite()
+        .await
+        .expect_err("mailed links need server_name or trusted_hosts outside debug");
+    assert!(
+        matches!(err.kind(), rocket::error::ErrorKind::FailedFairings(_)),
+        "{err:?}"
+    );
+    for (key, value) in [
+        (
+            "security.server_name",
+            rocket::figment::value::Value::from("app.example"),
+        ),
+        (
+            "security.trusted_hosts",
+            rocket::figment::value::Value::from(vec!["app.example"]),
+        ),
+    ] {
+        let rocket = rocket::custom(fig.clone().merge((key, value)))
+            .attach(Security::new(datastore().await))
+            .mount("/", routes![me]);
+        assert!(rocket.ignite().await.is_ok(), "{key}");
+    }
 }
 
 #[rocket::async_test]

@@ -102,6 +102,9 @@ pub struct Options {
     pub fast_hash: bool,
     /// SPA redirects for email links (`FS_SPA=0`: server-rendered pages instead).
     pub spa: bool,
+    /// `TRUSTED_HOSTS` (comma-separated `host[:port]`): the hosts the library
+    /// answers and builds mailed links for; unset means any host.
+    pub trusted_hosts: Option<Vec<String>>,
     /// More configuration merged last (e.g. `security.password_complexity_checker`).
     pub extra: Option<Figment>,
     /// Time source.
@@ -128,6 +131,13 @@ impl Options {
             generic_responses: env("FS_GENERIC_RESPONSES").as_deref() == Some("1"),
             fast_hash: env("FS_FAST_HASH").as_deref() == Some("1"),
             spa: env("FS_SPA").as_deref() != Some("0"),
+            trusted_hosts: env("TRUSTED_HOSTS").map(|v| {
+                v.split(',')
+                    .map(str::trim)
+                    .filter(|h| !h.is_empty())
+                    .map(String::from)
+                    .collect()
+            }),
             extra: None,
             clock: flask_security_rs::Clock::new(),
         }
@@ -209,6 +219,9 @@ pub fn security_figment(opts: &Options) -> Figment {
             .merge(("security.login_error_view", "/login-error"))
             .merge(("security.post_change_email_view", "/change-email-confirmed"))
             .merge(("security.change_email_error_view", "/change-email-error"));
+    }
+    if let Some(hosts) = &opts.trusted_hosts {
+        fig = fig.merge(("security.trusted_hosts", hosts.clone()));
     }
     if let Some(extra) = &opts.extra {
         fig = fig.merge(extra.clone());

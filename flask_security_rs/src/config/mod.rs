@@ -343,6 +343,17 @@ pub struct SecurityConfig {
     pub redirect_behavior: Option<RedirectBehavior>,
     /// `SECURITY_REDIRECT_HOST`. _Default:_ none.
     pub redirect_host: Option<String>,
+    /// Flask's `SERVER_NAME` (`host[:port]`): links in mails use it instead of
+    /// the request's `Host`. _Default:_ none.
+    pub server_name: Option<String>,
+    /// Flask's `TRUSTED_HOSTS`: the `Host` values (`host[:port]`; `.example.com`
+    /// also matches its subdomains) the library's endpoints answer; any other
+    /// gets 400. Outside Rocket's debug profile, `server_name` or
+    /// `trusted_hosts` must be set. _Default:_ none (any host).
+    pub trusted_hosts: Option<Vec<String>>,
+    /// Flask's `PREFERRED_URL_SCHEME` of links in mails (`"http"` or `"https"`).
+    /// _Default:_ `"https"` when Rocket serves TLS, else `"http"`.
+    pub preferred_url_scheme: Option<String>,
     /// `SECURITY_POST_LOGIN_VIEW`. _Default:_ `"/"`.
     pub post_login_view: String,
     /// `SECURITY_POST_LOGOUT_VIEW`. _Default:_ `"/"`.
@@ -425,6 +436,9 @@ impl Default for SecurityConfig {
             email_sender: "no-reply@localhost".into(),
             redirect_behavior: None,
             redirect_host: None,
+            server_name: None,
+            trusted_hosts: None,
+            preferred_url_scheme: None,
             post_login_view: "/".into(),
             post_logout_view: "/".into(),
             csrf_protect_mechanisms: vec![Mechanism::Basic, Mechanism::Session, Mechanism::Token],
@@ -510,8 +524,52 @@ impl SecurityConfig {
         )
     }
 
+    /// Whether the `Host` header value `host` is one `trusted_hosts` allows.
+    pub(crate) fn host_trusted(&self, host: &str) -> bool {
+        let Some(trusted) = &self.trusted_hosts else {
+            return true;
+        };
+        let (name, port) = split_host(host);
+        trusted.iter().any(|entry| {
+            let (want, want_port) = split_host(entry);
+            let name_ok = match want.strip_prefix('.') {
+                Some(domain) => {
+                    name.eq_ignore_ascii_case(domain)
+                        || name
+                            .to_ascii_lowercase()
+                            .ends_with(&format!(".{}", domain.to_ascii_lowercase()))
+                }
+                None => name.eq_ignore_ascii_case(want),
+            };
+            name_ok && (want_port.is_none() || want_port == port)
+        })
+    }
+
     /// Checks values that parse but make no sense.
     pub(crate) fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(s) = &self.preferred_url_scheme
+            && s != "http"
+            && s != "https"
+        {
+            return Err(ConfigError::new(
+                "preferred_url_scheme",
+                "must be \"http\" or \"https\"",
+            ));
+        }
+        if let Some(n) = &self.server_name
+            && (n.trim().is_empty() || n.contains(['/', ' ']))
+        {
+            return Err(ConfigError::new(
+                "server_name",
+                "must be `host` or `host:port`",
+            ));
+        }
+        if self.trusted_hosts.as_ref().is_some_and(|t| t.is_empty()) {
+            return Err(ConfigError::new(
+                "trusted_hosts",
+                "must name at least one host (leave it unset for any host)",
+            ));
+        }
         let positive = [
             (
                 "permanent_session_lifetime",
@@ -609,6 +667,18 @@ impl SecurityConfig {
     }
 }
 
+/// `host[:port]` split at the port (IPv6 literals keep their brackets).
+fn split_host(host: &str) -> (&str, Option<&str>) {
+    match host.rsplit_once(':') {
+        Some((h, p))
+            if !h.is_empty() && !p.contains(']') && (!h.contains(':') || h.ends_with(']')) =>
+        {
+            (h, Some(p))
+        }
+        _ => (host, None),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -663,6 +733,24 @@ mod tests {
         assert_eq!(c.session_cookie_samesite, Some(SameSite::Lax));
         assert_eq!(c.api_enabled_methods, [Mechanism::Basic]);
         assert_eq!(format!("{:?}", c.secret_key), "Some(Secret(<redacted>))");
+    }
+
+    #[test]
+    fn trusted_hosts_match_names_ports_and_subdomains() {
+        let c = SecurityConfig {
+            trusted_hosts: Some(vec![
+                "app.example".into(),
+                ".corp.example".into(),
+                "local:8000".into(),
+            ]),
+            ..Default::default()
+        };
+        assert!(c.host_trusted("app.example") && c.host_trusted("APP.example:8443"));
+        assert!(c.host_trusted("corp.example") && c.host_trusted("a.b.corp.example"));
+        assert!(c.host_trusted("local:8000") && !c.host_trusted("local:9000"));
+        assert!(!c.host_trusted("evil.example") && !c.host_trusted("app.example.evil"));
+        assert!(!c.host_trusted("xcorp.example"));
+        assert!(SecurityConfig::default().host_trusted("anything"));
     }
 
     #[test]

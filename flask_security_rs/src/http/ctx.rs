@@ -27,9 +27,20 @@ impl<'r> FromRequest<'r> for Ctx<'r> {
 
     async fn from_request(req: &'r Request<'_>) -> request::Outcome<Self, ()> {
         match SecurityState::of(req) {
+            // An untrusted `Host` gets nothing, above all no mail with links to it.
+            Some(state) if !host_ok(req, state) => Outcome::Error((Status::BadRequest, ())),
             Some(state) => Outcome::Success(Ctx { req, state }),
             None => Outcome::Error((Status::InternalServerError, ())),
         }
+    }
+}
+
+/// Whether the request's `Host` is one `trusted_hosts` allows (a request
+/// without one is refused when the list is set).
+fn host_ok(req: &Request<'_>, state: &SecurityState) -> bool {
+    match req.host() {
+        Some(h) => state.config.host_trusted(&h.to_string()),
+        None => state.config.trusted_hosts.is_none(),
     }
 }
 
@@ -169,18 +180,24 @@ impl<'r> Ctx<'r> {
     }
 
     /// Absolute URL of a library path, for links in mails.
+    /// The host is `server_name` when set, else the request's (trusted)
+    /// `Host`.
     pub fn external_url(&self, path: &str) -> String {
-        let host = self
-            .req
-            .host()
-            .map(|h| h.to_string())
-            .unwrap_or_else(|| "localhost".into());
-        let scheme = if self.req.rocket().config().tls_enabled() {
-            "https"
-        } else {
-            "http"
+        let cfg = self.config();
+        let host = match &cfg.server_name {
+            Some(name) => name.clone(),
+            None => self
+                .req
+                .host()
+                .map(|h| h.to_string())
+                .unwrap_or_else(|| "localhost".into()),
         };
-        format!("{scheme}://{host}{}", self.config().url(path))
+        let scheme = match cfg.preferred_url_scheme.as_deref() {
+            Some(s) => s,
+            None if self.req.rocket().config().tls_enabled() => "https",
+            None => "http",
+        };
+        format!("{scheme}://{host}{}", cfg.url(path))
     }
 
     /// Authenticates by `api_enabled_methods` and, when `fresh`, checks
