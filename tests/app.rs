@@ -174,7 +174,9 @@ pub fn figment(opts: &Options) -> Figment {
             .merge(("security.change_email_error_view", "/change-email-error"));
     }
     if let Some(extra) = &opts.extra {
-        fig = fig.merge(extra.clone());
+        // Merging a figment adopts its profile: keep this one's.
+        let profile = fig.profile().clone();
+        fig = fig.merge(extra.clone()).select(profile);
     }
     if opts.fast_hash {
         let o = "security.password_hash_passlib_options";

@@ -224,7 +224,9 @@ pub fn security_figment(opts: &Options) -> Figment {
         fig = fig.merge(("security.trusted_hosts", hosts.clone()));
     }
     if let Some(extra) = &opts.extra {
-        fig = fig.merge(extra.clone());
+        // Merging a figment adopts its profile: keep this one's.
+        let profile = fig.profile().clone();
+        fig = fig.merge(extra.clone()).select(profile);
     }
     if opts.fast_hash {
         fig = fig
