@@ -234,7 +234,11 @@ impl Security {
             .as_ref()
             .map(|s| s.expose().to_string())
             .unwrap_or_default();
-        let passwords = Passwords::new(PasswordUtil::new(&salt).with_argon2_params(m, t, p));
+        let passwords = Passwords::new(
+            PasswordUtil::new(&salt).with_argon2_params(m, t, p),
+            config.hash_concurrency(),
+            std::time::Duration::from_secs_f64(config.password_hash_queue_timeout),
+        );
         let state = SecurityState {
             policy: PasswordPolicy::new(&config),
             keys: config.signing_keys(),

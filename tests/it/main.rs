@@ -10,6 +10,7 @@ mod datastore;
 mod fairing;
 mod fresh;
 mod generic;
+mod hashing;
 mod hosts;
 mod input;
 mod login;

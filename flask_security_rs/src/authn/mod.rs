@@ -20,7 +20,8 @@ pub(crate) use token::{auth_token, parse_auth_token};
 
 struct SessionUser(Option<User>);
 struct TokenUser(Option<(User, f64)>);
-struct BasicUser(Option<User>);
+/// The user of HTTP basic credentials; `Err` when hashing was too busy to tell.
+struct BasicUser(Result<Option<User>, ()>);
 
 /// A token found in the request body by the fairing (JSON `auth_token`).
 pub(crate) struct BodyFields {
@@ -122,23 +123,34 @@ pub(crate) async fn token_user<'r>(req: &'r Request<'_>) -> Option<&'r (User, f6
 
 /// The user of valid HTTP basic credentials.
 pub(crate) async fn basic_user<'r>(req: &'r Request<'_>) -> Option<&'r User> {
+    basic(req).await.as_ref().ok().and_then(Option::as_ref)
+}
+
+/// Whether HTTP basic credentials could not be checked for lack of a
+/// hashing slot.
+pub(crate) async fn basic_busy(req: &Request<'_>) -> bool {
+    basic(req).await.is_err()
+}
+
+async fn basic<'r>(req: &'r Request<'_>) -> &'r Result<Option<User>, ()> {
     let cached = req
         .local_cache_async(async {
             let Some(state) = state(req) else {
-                return BasicUser(None);
+                return BasicUser(Ok(None));
             };
             let Some((ident, password)) = basic_credentials(req) else {
-                return BasicUser(None);
+                return BasicUser(Ok(None));
             };
             let user = find_by_identity(state, &ident).await;
             let attempt = Attempt::new(req, AuthnMethod::Basic).identity(&ident);
             match login::check_password(state, &attempt, user.as_ref(), &password).await {
-                Ok(()) => BasicUser(user.filter(|u| u.active)),
-                Err(_) => BasicUser(None),
+                Ok(()) => BasicUser(Ok(user.filter(|u| u.active))),
+                Err(login::CredentialError::Busy) => BasicUser(Err(())),
+                Err(_) => BasicUser(Ok(None)),
             }
         })
         .await;
-    cached.0.as_ref()
+    &cached.0
 }
 
 fn basic_credentials(req: &Request<'_>) -> Option<(String, String)> {

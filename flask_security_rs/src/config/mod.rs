@@ -289,6 +289,12 @@ pub struct SecurityConfig {
     /// passlib-style options, e.g. `{"argon2__memory_cost": 65536,
     /// "argon2__rounds": 3, "argon2__parallelism": 4}`. _Default:_ `{}`.
     pub password_hash_passlib_options: BTreeMap<String, u32>,
+    /// Most password hashes computed at once (dummy ones included); each
+    /// takes argon2's memory. _Default:_ the number of cores.
+    pub password_hash_concurrency: Option<usize>,
+    /// Seconds a request waits for a hashing slot before it gets 503 with
+    /// `Retry-After`. _Default:_ `10`.
+    pub password_hash_queue_timeout: f64,
     /// Minimum password length (after NFKD). _Default:_ `8`.
     pub password_length_min: usize,
     /// Maximum password length (after NFKD). _Default:_ `128`.
@@ -411,6 +417,8 @@ impl Default for SecurityConfig {
             password_salt: None,
             password_hash: PasswordHash::Argon2,
             password_hash_passlib_options: BTreeMap::new(),
+            password_hash_concurrency: None,
+            password_hash_queue_timeout: 10.0,
             password_length_min: 8,
             password_length_max: 128,
             password_complexity_checker: None,
@@ -511,6 +519,13 @@ impl SecurityConfig {
             .unwrap_or(self.session_cookie_secure)
     }
 
+    /// How many hashes may run at once.
+    pub(crate) fn hash_concurrency(&self) -> usize {
+        self.password_hash_concurrency.unwrap_or_else(|| {
+            std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+        })
+    }
+
     /// argon2 parameters from `password_hash_passlib_options` (passlib's names).
     pub(crate) fn argon2_params(&self) -> (u32, u32, u32) {
         let o = &self.password_hash_passlib_options;
@@ -584,6 +599,20 @@ impl SecurityConfig {
                     "must be a positive number of seconds",
                 ));
             }
+        }
+        if self.password_hash_concurrency == Some(0) {
+            return Err(ConfigError::new(
+                "password_hash_concurrency",
+                "must be at least 1",
+            ));
+        }
+        if !(self.password_hash_queue_timeout.is_finite()
+            && self.password_hash_queue_timeout >= 0.0)
+        {
+            return Err(ConfigError::new(
+                "password_hash_queue_timeout",
+                "must be a number of seconds, 0 or more",
+            ));
         }
         if self.token_max_age < 0 {
             return Err(ConfigError::new(

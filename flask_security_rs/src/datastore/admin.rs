@@ -178,11 +178,10 @@ impl Admin {
         mut new: NewUser,
         password: &str,
     ) -> Result<User, DatastoreError> {
-        let hash = self
-            .passwords
-            .hash(password)
-            .await
-            .ok_or(DatastoreError::Unsupported("hashing this password"))?;
+        let hash =
+            self.passwords.hash(password).await.map_err(|_| {
+                DatastoreError::Backend("password hashing failed or is busy".into())
+            })?;
         new.password_hash = Some(hash);
         if new.confirmed_at.is_none() {
             new.confirmed_at = Some(self.clock.naive_utc());
@@ -195,11 +194,10 @@ impl Admin {
     /// # Errors
     /// When hashing or the datastore fails.
     pub async fn set_password(&self, user_id: i64, password: &str) -> Result<(), DatastoreError> {
-        let hash = self
-            .passwords
-            .hash(password)
-            .await
-            .ok_or(DatastoreError::Unsupported("hashing this password"))?;
+        let hash =
+            self.passwords.hash(password).await.map_err(|_| {
+                DatastoreError::Backend("password hashing failed or is busy".into())
+            })?;
         self.datastore
             .update_user(
                 user_id,

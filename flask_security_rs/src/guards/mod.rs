@@ -49,6 +49,8 @@ pub enum Refusal {
     Csrf(Msg),
     /// Only anonymous callers may use this endpoint (400).
     AnonymousRequired,
+    /// The credentials could not be checked: password hashing is saturated (503).
+    Busy,
 }
 
 impl Refusal {
@@ -58,6 +60,7 @@ impl Refusal {
             Refusal::Unauthenticated { .. } | Refusal::Reauthenticate => Status::Unauthorized,
             Refusal::Unauthorized => Status::Forbidden,
             Refusal::Csrf(_) | Refusal::AnonymousRequired => Status::BadRequest,
+            Refusal::Busy => Status::ServiceUnavailable,
         }
     }
 }
@@ -169,6 +172,9 @@ pub(crate) async fn authenticate(
         via = Some(Mechanism::Basic);
     }
     let Some(via) = via else {
+        if mask & Mechanism::Basic.bit() != 0 && authn::basic_busy(req).await {
+            return Err(Refusal::Busy);
+        }
         return Err(Refusal::Unauthenticated {
             basic: mask & Mechanism::Basic.bit() != 0,
         });

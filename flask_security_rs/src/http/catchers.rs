@@ -18,7 +18,8 @@ pub fn catchers() -> Vec<Catcher> {
         unauthorized,
         forbidden,
         too_large,
-        unprocessable
+        unprocessable,
+        unavailable
     ]
 }
 
@@ -228,4 +229,11 @@ fn too_large(req: &Request<'_>) -> Reply {
 #[catch(422)]
 fn unprocessable(req: &Request<'_>) -> Reply {
     input_error(req, Status::UnprocessableEntity)
+}
+
+#[catch(503)]
+fn unavailable(req: &Request<'_>) -> Reply {
+    let wait =
+        SecurityState::of(req).map_or(std::time::Duration::from_secs(1), |s| s.passwords.wait());
+    Reply::busy(wait)
 }

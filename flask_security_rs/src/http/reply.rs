@@ -11,6 +11,7 @@ use rocket_dyn_templates::tera::Context;
 use serde_json::{Map, Value, json};
 
 use super::form::FormErrors;
+use super::want_json;
 use crate::messages::{Catalogue, Message};
 use crate::state::SecurityState;
 
@@ -45,6 +46,9 @@ pub(crate) enum Kind {
     Html(Status, String),
     /// The application's own JSON, not wrapped in the envelope.
     Custom(Status, Value),
+    /// 503: a bounded resource (password hashing) is saturated; retry after
+    /// this many seconds.
+    Busy(u64),
 }
 
 /// A query parameter of a SPA redirect.
@@ -100,6 +104,11 @@ impl Reply {
         Reply::of(Kind::Html(status, html.into()))
     }
 
+    /// 503 with `Retry-After`: the server is saturated, not the caller wrong.
+    pub(crate) fn busy(retry_after: std::time::Duration) -> Self {
+        Reply::of(Kind::Busy(retry_after.as_secs_f64().ceil().max(1.0) as u64))
+    }
+
     pub(crate) fn error_with(status: Status, message: Message, extra: Map<String, Value>) -> Self {
         Reply::of(Kind::Error(status, message, extra))
     }
@@ -121,11 +130,15 @@ impl Reply {
         match self.0.as_ref() {
             Kind::Json(s, _) | Kind::Error(s, _, _) | Kind::Html(s, _) | Kind::Custom(s, _) => *s,
             Kind::Form(_) => Status::BadRequest,
+            Kind::Busy(_) => Status::ServiceUnavailable,
             Kind::Redirect(_) | Kind::SpaRedirect(..) => Status::Found,
             Kind::Page(p) => p.status,
         }
     }
 }
+
+/// The text of a 503: generic, the caller did nothing wrong.
+const BUSY: &str = "The service is busy; please try again shortly.";
 
 /// The JSON envelope around a response body.
 fn envelope(status: Status, body: Map<String, Value>) -> String {
@@ -214,6 +227,20 @@ impl<'r> Responder<'r, 'static> for Reply {
                 json(&mut res, status, envelope(status, errors.to_response(cat)))
             }
             Kind::Custom(status, body) => json(&mut res, status, body.to_string()),
+            Kind::Busy(secs) => {
+                let status = Status::ServiceUnavailable;
+                res.header(Header::new("Retry-After", secs.to_string()));
+                if want_json(req) {
+                    let body = json!({"errors": [BUSY]});
+                    let body = body.as_object().cloned().unwrap_or_default();
+                    json(&mut res, status, envelope(status, body));
+                } else {
+                    let html = format!("<h1>Service Unavailable</h1><p>{BUSY}</p>");
+                    res.status(status)
+                        .header(ContentType::HTML)
+                        .sized_body(html.len(), Cursor::new(html));
+                }
+            }
             Kind::Redirect(to) => {
                 res.status(Status::Found)
                     .header(Header::new("Location", to));

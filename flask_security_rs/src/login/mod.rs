@@ -210,6 +210,8 @@ pub(crate) enum CredentialError {
     Refused(Message),
     /// No such user, no password, or the wrong one.
     Invalid,
+    /// Every hashing slot stayed busy: answer 503, the caller is not wrong.
+    Busy,
 }
 
 /// Step 1: the throttling hook, then the password (see the module docs).
@@ -229,15 +231,13 @@ pub(crate) async fn check_password(
         .filter(|p| !p.is_empty());
     let verdict = match (&stored, user) {
         (Some(stored), Some(_)) => state.passwords.verify(password, stored).await,
-        _ => {
-            state.passwords.dummy_verify().await;
-            Verified::No
-        }
-    };
+        _ => state.passwords.dummy_verify().await.map(|()| Verified::No),
+    }
+    .map_err(|_| CredentialError::Busy)?;
     match (verdict, user) {
         (Verified::Yes, Some(_)) => Ok(()),
         (Verified::YesNeedsRehash, Some(u)) => {
-            if let Some(h) = state.passwords.hash(password).await
+            if let Ok(h) = state.passwords.hash(password).await
                 && let Err(e) = state
                     .datastore
                     .update_user(u.id, UserUpdate::new().password_hash(h))

@@ -5,54 +5,97 @@ mod hash;
 pub(crate) mod policy;
 
 use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Semaphore;
 
 pub(crate) use hash::PasswordUtil;
 pub(crate) use hash::{Verified, hash_data, verify_hash};
 pub(crate) use policy::PasswordPolicy;
 
-/// The configured hasher, used off the async executor.
+/// Every hashing slot stayed taken for longer than the configured wait.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Busy;
+
+/// Why no hash was made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum HashFailure {
+    /// All slots busy.
+    Busy,
+    /// The hash function failed (logged).
+    Failed,
+}
+
+/// The configured hasher, used off the async executor, at most
+/// `password_hash_concurrency` computations at a time (dummy ones included):
+/// each takes argon2's memory, so the bound is what keeps a burst of logins
+/// from exhausting the machine. Callers wait for a slot up to
+/// `password_hash_queue_timeout`.
 #[derive(Debug, Clone)]
 pub(crate) struct Passwords {
     util: Arc<PasswordUtil>,
+    slots: Arc<Semaphore>,
+    wait: Duration,
 }
 
 impl Passwords {
-    pub(crate) fn new(util: PasswordUtil) -> Self {
+    pub(crate) fn new(util: PasswordUtil, concurrency: usize, wait: Duration) -> Self {
         Passwords {
             util: Arc::new(util),
+            slots: Arc::new(Semaphore::new(concurrency.max(1))),
+            wait,
         }
     }
 
-    /// Hashes a password on the blocking pool.
-    pub(crate) async fn hash(&self, password: &str) -> Option<String> {
+    /// How long a caller waits for a slot.
+    pub(crate) fn wait(&self) -> Duration {
+        self.wait
+    }
+
+    /// Runs `f` on the blocking pool once a slot is free.
+    async fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&PasswordUtil) -> T + Send + 'static,
+    ) -> Result<T, Busy> {
+        let permit = match tokio::time::timeout(self.wait, self.slots.clone().acquire_owned()).await
+        {
+            Ok(Ok(p)) => p,
+            Ok(Err(_)) | Err(_) => return Err(Busy),
+        };
         let util = self.util.clone();
+        rocket::tokio::task::spawn_blocking(move || {
+            let _slot = permit;
+            f(&util)
+        })
+        .await
+        .map_err(|e| {
+            log::error!("password hashing task failed: {e}");
+            Busy
+        })
+    }
+
+    /// Hashes a password.
+    pub(crate) async fn hash(&self, password: &str) -> Result<String, HashFailure> {
         let pw = password.to_string();
-        match rocket::tokio::task::spawn_blocking(move || util.hash_password(&pw)).await {
-            Ok(Ok(h)) => Some(h),
+        match self.run(move |u| u.hash_password(&pw)).await {
+            Ok(Ok(h)) => Ok(h),
             Ok(Err(e)) => {
                 log::error!("password hashing failed: {e}");
-                None
+                Err(HashFailure::Failed)
             }
-            Err(e) => {
-                log::error!("password hashing task failed: {e}");
-                None
-            }
+            Err(Busy) => Err(HashFailure::Busy),
         }
     }
 
-    /// Checks `password` against `stored` on the blocking pool.
-    pub(crate) async fn verify(&self, password: &str, stored: &str) -> Verified {
-        let util = self.util.clone();
+    /// Checks `password` against `stored`.
+    pub(crate) async fn verify(&self, password: &str, stored: &str) -> Result<Verified, Busy> {
         let (pw, stored) = (password.to_string(), stored.to_string());
-        rocket::tokio::task::spawn_blocking(move || util.verify(&pw, &stored))
-            .await
-            .unwrap_or(Verified::No)
+        self.run(move |u| u.verify(&pw, &stored)).await
     }
 
     /// Burns one hash so that unknown identities take as long as known ones.
-    pub(crate) async fn dummy_verify(&self) {
-        let util = self.util.clone();
-        let _ = rocket::tokio::task::spawn_blocking(move || util.dummy_verify()).await;
+    pub(crate) async fn dummy_verify(&self) -> Result<(), Busy> {
+        self.run(|u| u.dummy_verify()).await
     }
 }
 
@@ -78,7 +121,7 @@ pub(crate) async fn store_password(
     state: &crate::state::SecurityState,
     user: crate::datastore::User,
     password: &str,
-) -> Option<crate::datastore::User> {
+) -> Result<crate::datastore::User, HashFailure> {
     use crate::datastore::{UserUpdate, new_uniquifier};
     let hash = state.passwords.hash(password).await?;
     let uniq = new_uniquifier();
@@ -87,9 +130,9 @@ pub(crate) async fn store_password(
         .uniquifier(uniq.clone());
     if let Err(e) = state.datastore.update_user(user.id, update).await {
         log::error!("storing the new password failed: {e}");
-        return None;
+        return Err(HashFailure::Failed);
     }
-    Some(crate::datastore::User {
+    Ok(crate::datastore::User {
         fs_uniquifier: uniq,
         password: Some(hash),
         ..user

@@ -14,7 +14,7 @@ use crate::http::{BadBody, Ctx, FormErrors, FormInput, Reply, password_pair, tex
 use crate::login::{self, Attempt, AuthnMethod, CredentialError, SignIn};
 use crate::mail::{self, Outgoing};
 use crate::messages::Msg;
-use crate::passwords::store_password;
+use crate::passwords::{HashFailure, store_password};
 
 /// The change-password feature's keys.
 #[derive(Debug, Clone, Deserialize)]
@@ -110,6 +110,9 @@ async fn change_post(
                 match login::check_password(ctx.state, &attempt, Some(&user), pw).await {
                     Err(CredentialError::Refused(m)) => errors.add("password", m),
                     Err(CredentialError::Invalid) => errors.add("password", Msg::InvalidPassword),
+                    Err(CredentialError::Busy) => {
+                        return Ok(Reply::busy(ctx.state.passwords.wait()));
+                    }
                     Ok(()) if current == new => errors.add("password", Msg::PasswordIsTheSame),
                     Ok(()) => {}
                 }
@@ -127,8 +130,12 @@ async fn change_post(
     };
     // Rotating the uniquifier ends every other session and token; this one is
     // signed in again right away.
-    let Some(user) = store_password(ctx.state, user, &new).await else {
-        return Ok(Reply::error(Status::InternalServerError, Msg::ApiError));
+    let user = match store_password(ctx.state, user, &new).await {
+        Ok(u) => u,
+        Err(HashFailure::Busy) => return Ok(Reply::busy(ctx.state.passwords.wait())),
+        Err(HashFailure::Failed) => {
+            return Ok(Reply::error(Status::InternalServerError, Msg::ApiError));
+        }
     };
     let remember = authn::session::remember_uid(ctx.req, ctx.state).is_some();
     let attempt = Attempt::new(ctx.req, AuthnMethod::ChangePassword)

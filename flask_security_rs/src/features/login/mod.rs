@@ -162,13 +162,27 @@ fn read_form(ctx: &Ctx<'_>, cfg: &LoginConfig, form: &FormInput) -> Result<Login
     })
 }
 
+/// Why a login did not get past its credentials.
+enum Failed {
+    /// The form's errors.
+    Form(FormErrors),
+    /// No hashing slot: 503.
+    Busy,
+}
+
+impl From<FormErrors> for Failed {
+    fn from(e: FormErrors) -> Self {
+        Failed::Form(e)
+    }
+}
+
 /// Checks the credentials through the login pipeline; the user and the
 /// field errors are reported on.
 async fn check_login(
     ctx: &Ctx<'_>,
     form: &FormInput,
     login: &LoginForm,
-) -> Result<(User, &'static str), FormErrors> {
+) -> Result<(User, &'static str), Failed> {
     // A blank email is looked up (and not found); an absent identity is a form error.
     let blank_email = form.text_or_blank("email").is_some();
     let (field, identity, found) = match (&login.email, &login.username) {
@@ -183,16 +197,18 @@ async fn check_login(
             ctx.state.datastore.find_user(Lookup::Username(u)).await,
         ),
         (None, None) => {
-            ctx.state.passwords.dummy_verify().await;
+            if ctx.state.passwords.dummy_verify().await.is_err() {
+                return Err(Failed::Busy);
+            }
             let field = if blank_email { "email" } else { "" };
-            return Err(FormErrors::one(field, Msg::UserDoesNotExist));
+            return Err(FormErrors::one(field, Msg::UserDoesNotExist).into());
         }
     };
     let user = match found {
         Ok(u) => u,
         Err(e) => {
             log::error!("login lookup failed: {e}");
-            return Err(FormErrors::one("", Msg::ApiError));
+            return Err(FormErrors::one("", Msg::ApiError).into());
         }
     };
     let attempt = Attempt::new(ctx.req, AuthnMethod::Password)
@@ -200,17 +216,19 @@ async fn check_login(
         .form(form);
     match login::check_password(ctx.state, &attempt, user.as_ref(), &login.password).await {
         Ok(()) => {}
-        Err(CredentialError::Refused(m)) => return Err(FormErrors::one("", m)),
+        Err(CredentialError::Refused(m)) => return Err(FormErrors::one("", m).into()),
+        Err(CredentialError::Busy) => return Err(Failed::Busy),
         Err(CredentialError::Invalid) => {
             return Err(match user {
                 None => FormErrors::one(field, Msg::UserDoesNotExist),
                 Some(_) => FormErrors::one("password", Msg::InvalidPassword),
-            });
+            }
+            .into());
         }
     }
     // The credentials are good: `user` is there.
     user.map(|u| (u, field))
-        .ok_or_else(|| FormErrors::one(field, Msg::UserDoesNotExist))
+        .ok_or_else(|| FormErrors::one(field, Msg::UserDoesNotExist).into())
 }
 
 #[post("/login", data = "<form>")]
@@ -239,7 +257,8 @@ async fn login_post(ctx: Ctx<'_>, cfg: &State<LoginConfig>, form: FormInput) -> 
     };
     let (user, field) = match check_login(&ctx, &form, &login).await {
         Ok(found) => found,
-        Err(errors) => return failed(errors),
+        Err(Failed::Form(errors)) => return failed(errors),
+        Err(Failed::Busy) => return Reply::busy(ctx.state.passwords.wait()),
     };
     let attempt = Attempt::new(ctx.req, AuthnMethod::Password)
         .form(&form)
@@ -310,11 +329,11 @@ async fn verify_post(
             let attempt = Attempt::new(ctx.req, AuthnMethod::Password)
                 .identity(&user.email)
                 .form(&form);
-            if let Err(e) = login::check_password(ctx.state, &attempt, Some(&user), pw).await {
-                match e {
-                    CredentialError::Refused(m) => errors.add("password", m),
-                    CredentialError::Invalid => errors.add("password", Msg::InvalidPassword),
-                }
+            match login::check_password(ctx.state, &attempt, Some(&user), pw).await {
+                Ok(()) => {}
+                Err(CredentialError::Refused(m)) => errors.add("password", m),
+                Err(CredentialError::Invalid) => errors.add("password", Msg::InvalidPassword),
+                Err(CredentialError::Busy) => return Reply::busy(ctx.state.passwords.wait()),
             }
         }
         None => {}

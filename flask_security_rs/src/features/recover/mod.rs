@@ -16,7 +16,7 @@ use crate::identity::{hide_account_errors, mail_target};
 use crate::login::{self, Attempt, AuthnMethod, SignIn};
 use crate::mail::{self, MailContext, Outgoing};
 use crate::messages::{Message, Msg, within_text};
-use crate::passwords::{hash_data_async, store_password};
+use crate::passwords::{HashFailure, hash_data_async, store_password};
 use crate::tokens::{SignedLink, UserLink};
 
 /// The recover feature's keys.
@@ -194,7 +194,9 @@ async fn forgot_post(ctx: Ctx<'_>, recover: &State<Arc<Recover>>, form: FormInpu
         }
         Some(_) => {}
         // Unknown account in generic mode: spend the time a real request takes.
-        None => ctx.state.passwords.dummy_verify().await,
+        None => {
+            let _ = ctx.state.passwords.dummy_verify().await;
+        }
     }
     if ctx.json() {
         return Reply::ok(ctx.payload(None));
@@ -273,8 +275,12 @@ async fn reset_post(
         return ctx.invalid(&errors, |c, e| reset_page(c, token, e));
     };
     // The new uniquifier makes the link single-use and ends every session and token.
-    let Some(user) = store_password(ctx.state, user, &password).await else {
-        return Reply::error(rocket::http::Status::InternalServerError, Msg::ApiError);
+    let user = match store_password(ctx.state, user, &password).await {
+        Ok(u) => u,
+        Err(HashFailure::Busy) => return Reply::busy(ctx.state.passwords.wait()),
+        Err(HashFailure::Failed) => {
+            return Reply::error(rocket::http::Status::InternalServerError, Msg::ApiError);
+        }
     };
     if cfg.send_password_reset_notice_email {
         mail::send(

@@ -13,6 +13,7 @@ use crate::identity::{check_username, normalize_email};
 use crate::login::{self, Attempt, AuthnMethod, SignIn};
 use crate::mail::{self, Outgoing};
 use crate::messages::{Message, Msg};
+use crate::passwords::HashFailure;
 
 /// The register feature's keys.
 #[derive(Debug, Clone, Deserialize)]
@@ -231,8 +232,12 @@ async fn register_post(ctx: Ctx<'_>, cfg: &State<RegisterConfig>, form: FormInpu
             Reply::redirect(post_register_view(&ctx, cfg))
         };
     }
-    let Some(hash) = ctx.state.passwords.hash(&reg.password).await else {
-        return Reply::form(FormErrors::one("", Msg::ApiError));
+    let hash = match ctx.state.passwords.hash(&reg.password).await {
+        Ok(h) => h,
+        Err(HashFailure::Busy) => return Reply::busy(ctx.state.passwords.wait()),
+        Err(HashFailure::Failed) => {
+            return Reply::error(rocket::http::Status::InternalServerError, Msg::ApiError);
+        }
     };
     let new = NewUser {
         email: reg.email.clone(),
