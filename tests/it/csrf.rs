@@ -108,11 +108,10 @@ async fn logged_in_login_is_csrf_checked_first() {
 }
 
 #[rocket::async_test]
-async fn csrf_token_is_kept_across_login_and_dropped_at_logout() {
+async fn csrf_token_of_a_session_is_dropped_at_logout() {
     let app = app().await;
-    let (_, b) = app.get_json("/login").await;
+    let (_, b) = app.login(USER.0, USER.1).await;
     let before = b["csrf_token"].as_str().expect("token").to_string();
-    assert_eq!(app.login(USER.0, USER.1).await.0, Status::Ok);
     let r = app
         .client
         .post("/api/data")
@@ -121,11 +120,7 @@ async fn csrf_token_is_kept_across_login_and_dropped_at_logout() {
         .body("{}")
         .dispatch()
         .await;
-    assert_eq!(
-        r.status(),
-        Status::Ok,
-        "login does not rotate the CSRF secret"
-    );
+    assert_eq!(r.status(), Status::Ok, "the session's own token passes");
     app.logout().await;
     assert_eq!(app.login(USER.0, USER.1).await.0, Status::Ok);
     let r = app
@@ -138,4 +133,25 @@ async fn csrf_token_is_kept_across_login_and_dropped_at_logout() {
             json!({"errors": ["The CSRF tokens do not match."]})
         )
     );
+}
+
+#[rocket::async_test]
+async fn csrf_token_is_rotated_at_login() {
+    let app = app().await;
+    let (_, before) = app.get_json("/login").await;
+    let old = before["csrf_token"].as_str().expect("token").to_string();
+    let (s, after) = app.login(USER.0, USER.1).await;
+    assert_eq!(s, Status::Ok);
+    let new = after["csrf_token"].as_str().expect("token").to_string();
+    assert_ne!(old, new);
+    assert_eq!(app.csrf_cookie().as_deref(), Some(new.as_str()));
+    // The pre-login token no longer passes; the new one does.
+    let r = app
+        .post_with_header("/api/data", "X-XSRF-Token", &old, json!({}))
+        .await;
+    assert_eq!(r.status(), Status::BadRequest);
+    let r = app
+        .post_with_header("/api/data", "X-XSRF-Token", &new, json!({}))
+        .await;
+    assert_eq!(r.status(), Status::Ok);
 }

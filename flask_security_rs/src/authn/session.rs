@@ -143,13 +143,15 @@ pub(crate) fn take_flashes(req: &Request<'_>) -> Vec<Message> {
 }
 
 /// Signs `user` in on this request's session: new `fs_paa`, a new CSRF
-/// cookie and, when asked, the remember cookie.
+/// secret (a token from before the sign-in stops working) and cookie, and,
+/// when asked, the remember cookie.
 pub(crate) fn start(req: &Request<'_>, state: &SecurityState, uid: &str, remember: bool) {
     let now = state.clock.now();
     update(req, |s| {
         s.user_id = Some(uid.to_string());
         s.fs_paa = Some(now);
         s.fs_gexp = None;
+        s.csrf_token = None;
     });
     if remember {
         set_remember(req.cookies(), state, uid);
