@@ -41,6 +41,17 @@ impl ConfigError {
         }
     }
 
+    /// Refuses a duration of `value` seconds that is not positive.
+    pub(crate) fn positive_secs(key: &str, value: i64) -> Result<(), ConfigError> {
+        if value <= 0 {
+            return Err(ConfigError::new(
+                key,
+                "must be a positive number of seconds",
+            ));
+        }
+        Ok(())
+    }
+
     /// The key at fault (without the `security.` prefix).
     pub fn key(&self) -> &str {
         &self.key
@@ -593,12 +604,7 @@ impl SecurityConfig {
             ("remember_cookie_duration", self.remember_cookie_duration),
         ];
         for (key, v) in positive {
-            if v <= 0 {
-                return Err(ConfigError::new(
-                    key,
-                    "must be a positive number of seconds",
-                ));
-            }
+            ConfigError::positive_secs(key, v)?;
         }
         if self.password_hash_concurrency == Some(0) {
             return Err(ConfigError::new(

@@ -73,12 +73,7 @@ fn install(setup: &mut Setup<'_>) -> Result<(), ConfigError> {
     if !cfg.change_email {
         return Ok(());
     }
-    if cfg.change_email_within <= 0 {
-        return Err(ConfigError::new(
-            "change_email_within",
-            "must be a positive number of seconds",
-        ));
-    }
+    ConfigError::positive_secs("change_email_within", cfg.change_email_within)?;
     let link = SignedLink::new(&cfg.change_email_salt, cfg.change_email_within);
     setup.manage(Arc::new(ChangeEmail { cfg, link }));
     setup.mount(

@@ -81,12 +81,7 @@ fn install(setup: &mut Setup<'_>) -> Result<(), ConfigError> {
     if !cfg.confirmable {
         return Ok(());
     }
-    if cfg.confirm_email_within <= 0 {
-        return Err(ConfigError::new(
-            "confirm_email_within",
-            "must be a positive number of seconds",
-        ));
-    }
+    ConfigError::positive_secs("confirm_email_within", cfg.confirm_email_within)?;
     let link = SignedLink::new(&cfg.confirm_salt, cfg.confirm_email_within);
     if !cfg.login_without_confirmation {
         setup.account_check(|user| {

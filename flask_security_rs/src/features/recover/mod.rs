@@ -91,12 +91,7 @@ fn install(setup: &mut Setup<'_>) -> Result<(), ConfigError> {
     if !cfg.recoverable {
         return Ok(());
     }
-    if cfg.reset_password_within <= 0 {
-        return Err(ConfigError::new(
-            "reset_password_within",
-            "must be a positive number of seconds",
-        ));
-    }
+    ConfigError::positive_secs("reset_password_within", cfg.reset_password_within)?;
     let link = SignedLink::new(&cfg.reset_salt, cfg.reset_password_within);
     let recover = Arc::new(Recover { cfg, link });
     setup.mail_context(ResetLinks(recover.clone()));
