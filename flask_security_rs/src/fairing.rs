@@ -245,6 +245,11 @@ impl Security {
             default_mechanisms: Mechanism::mask(&config.api_enabled_methods),
             config,
             datastore: self.datastore.clone(),
+            sessions: self
+                .datastore
+                .clone()
+                .extensions()
+                .get::<dyn crate::datastore::SessionStore>(),
             passwords,
             mailer,
             clock: self.clock.clone(),
@@ -309,6 +314,16 @@ impl Fairing for Security {
         }
         if self.register_catchers {
             rocket = rocket.register("/", http::catchers());
+        }
+        if let Err(e) = self.datastore.prepare().await {
+            log::error!("flask_security_rs: preparing the datastore failed: {e}");
+            return Err(rocket);
+        }
+        if rocket.state::<SecurityState>().is_some_and(|s| s.sessions.is_none()) {
+            log::warn!(
+                "flask_security_rs: the datastore keeps no session records: sessions live in \
+                 the cookie alone and logout cannot revoke copies of it"
+            );
         }
         if let Some(seed) = &self.seed
             && let Err(e) = seed(admin).await

@@ -1,5 +1,10 @@
 //! Identities: email and username rules, and finding the account a form
 //! names. Shared by every feature that takes an identity.
+//!
+//! One normalisation serves storing, looking up and uniqueness: addresses
+//! and usernames are stored normalised ([`normalize_email`], NFKD usernames)
+//! and are unique by their keys ([`email_key`], [`username_key`]), which the
+//! SeaORM datastore keeps in a table with a primary key on them.
 
 use unicode_normalization::UnicodeNormalization;
 
@@ -9,11 +14,15 @@ use crate::http::{Ctx, FormErrors, FormInput, text};
 use crate::login::{self, CheckOrder};
 use crate::messages::{Message, Msg};
 
-/// Validates and normalises an email address (domain lower-cased).
+/// Validates and normalises an email address for storing: the local part in
+/// NFC, the domain lower-cased, as email_validator normalises. Addresses with
+/// invisible or unsafe characters (controls, format characters such as
+/// U+200B, separators, a leading combining mark) are refused.
 pub(crate) fn normalize_email(raw: &str) -> Option<String> {
     let s = raw;
     // A bare address only: no surrounding spaces, no display name.
     if s.chars().any(|c| c.is_whitespace() || c == '<' || c == '>')
+        || has_unsafe_chars(s)
         || !email_address::EmailAddress::is_valid(s)
     {
         return None;
@@ -22,7 +31,47 @@ pub(crate) fn normalize_email(raw: &str) -> Option<String> {
     if !domain.contains('.') {
         return None;
     }
+    let local: String = local.nfc().collect();
     Some(format!("{local}@{}", domain.to_lowercase()))
+}
+
+/// email_validator's unsafe characters: anything but letters, marks (not
+/// first), numbers, punctuation and symbols.
+fn has_unsafe_chars(s: &str) -> bool {
+    use unicode_properties::{GeneralCategoryGroup as G, UnicodeGeneralCategory};
+    s.chars().enumerate().any(|(i, c)| match c.general_category_group() {
+        G::Letter | G::Number | G::Punctuation | G::Symbol => false,
+        G::Mark => i == 0,
+        G::Separator | G::Other => true,
+    })
+}
+
+/// The key an email address is unique and found by: Unicode default case
+/// folding of its canonical decomposition, recomposed (so `Ölaf@x.org`,
+/// `ölaf@x.org` and the NFD spelling are one identity).
+///
+/// ```
+/// use flask_security_rs::identity::email_key;
+///
+/// assert_eq!(email_key("Ölaf@Example.com"), email_key("\u{f6}laf@example.com"));
+/// assert_eq!(email_key("jos\u{e9}@x.org"), email_key("jose\u{301}@x.org"));
+/// ```
+pub fn email_key(email: &str) -> String {
+    let decomposed: String = email.nfd().collect();
+    caseless::default_case_fold_str(&decomposed).nfc().collect()
+}
+
+/// The key a username is unique and found by: NFKD (as Flask-Security
+/// normalises usernames), case folded, NFKD again.
+///
+/// ```
+/// use flask_security_rs::identity::username_key;
+///
+/// assert_eq!(username_key("Иван"), username_key("иван"));
+/// ```
+pub fn username_key(username: &str) -> String {
+    let decomposed: String = username.nfkd().collect();
+    caseless::default_case_fold_str(&decomposed).nfkd().collect()
 }
 
 /// Flask-Security's username rules: no markup, letters and digits, length,
@@ -73,8 +122,7 @@ pub(crate) async fn mail_target(
         },
         Ok(None) => errors.add("email", Msg::UserDoesNotExist),
         Err(e) => {
-            log::error!("lookup failed: {e}");
-            errors.add("", Msg::ApiError);
+            errors.backend_failed("lookup", &e);
         }
     }
     None
@@ -83,7 +131,7 @@ pub(crate) async fn mail_target(
 /// In generic-responses mode, errors that would reveal whether an account
 /// exists are dropped (a form-level error is still reported).
 pub(crate) fn hide_account_errors(ctx: &Ctx<'_>, errors: FormErrors) -> FormErrors {
-    if ctx.config().return_generic_responses && !errors.has("") {
+    if ctx.config().return_generic_responses && !errors.has("") && !errors.is_unavailable() {
         return FormErrors::new();
     }
     errors

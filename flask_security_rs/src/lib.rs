@@ -89,7 +89,7 @@ mod fairing;
 mod features;
 mod guards;
 mod http;
-mod identity;
+pub mod identity;
 mod login;
 mod mail;
 mod messages;
@@ -104,15 +104,16 @@ pub use config::{
     RedirectBehavior, SameSite, Secret, SecurityConfig,
 };
 pub use datastore::{
-    Admin, BoxError, DatastoreError, Extensions, Lookup, NewUser, Role, SeaOrmDatastore, User,
-    UserDatastore, UserDatastoreExt, UserUpdate, entity, migration,
+    Admin, BoxError, DatastoreError, Extensions, Lookup, NewUser, Role, SeaOrmDatastore,
+    SessionInfo, SessionStore, User, UserDatastore, UserDatastoreExt, UserUpdate, entity,
+    migration,
 };
 pub use fairing::Security;
 pub use flask_security_rs_macros::{
     SecurityRole, SecurityUser, anonymous_user_required, auth_required, permissions_accepted,
     permissions_required, roles_accepted, roles_required,
 };
-pub use guards::{CurrentUser, MaybeUser, Refusal, refusal};
+pub use guards::{CurrentUser, MaybeUser, Refusal, SessionId, refusal};
 pub use http::{Reply, catchers, want_json};
 pub use login::{Attempt, AuthnMethod, LoginHook, SecondFactor, Verdict};
 pub use mail::{ConsoleMailer, Email, MailError, Mailer, SmtpMailer};

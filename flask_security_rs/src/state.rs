@@ -54,6 +54,8 @@ impl Hooks {
 pub(crate) struct SecurityState {
     pub config: SecurityConfig,
     pub datastore: Arc<dyn UserDatastore>,
+    /// Server-side session records, when the datastore offers them.
+    pub sessions: Option<Arc<dyn crate::datastore::SessionStore>>,
     pub passwords: Passwords,
     pub policy: PasswordPolicy,
     pub mailer: Arc<dyn Mailer>,
@@ -101,6 +103,7 @@ impl SecurityState {
     pub(crate) fn admin(&self) -> Admin {
         Admin::new(
             self.datastore.clone(),
+            self.sessions.clone(),
             self.passwords.clone(),
             self.clock.clone(),
         )

@@ -12,15 +12,22 @@ pub(crate) mod token;
 use rocket::request::Request;
 
 use crate::config::Mechanism;
+use crate::datastore::sessions::{SessionInfo, record_id};
 use crate::datastore::{Lookup, User};
 use crate::login::{self, Attempt, AuthnMethod};
 use crate::state::SecurityState;
 
 pub(crate) use token::{auth_token, parse_auth_token};
 
-struct SessionUser(Option<User>);
-struct TokenUser(Option<(User, f64)>);
-/// The user of HTTP basic credentials; `Err` when hashing was too busy to tell.
+/// A backend (the database) failed while recognising the caller: the answer
+/// is a generic 503, never a 401 that would make a client drop its session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Unavailable;
+
+struct SessionUser(Result<Option<User>, Unavailable>);
+struct TokenUser(Result<Option<(User, f64)>, Unavailable>);
+/// The user of HTTP basic credentials; `Err` when hashing was too busy (or
+/// the database failed) to tell.
 struct BasicUser(Result<Option<User>, ()>);
 
 /// A token found in the request body by the fairing (JSON `auth_token`).
@@ -40,50 +47,132 @@ fn state<'r>(req: &'r Request<'_>) -> Option<&'r SecurityState> {
     SecurityState::of(req)
 }
 
-async fn load(state: &SecurityState, by: Lookup<'_>) -> Option<User> {
+fn unavailable(what: &str, e: &dyn std::fmt::Display) -> Unavailable {
+    log::error!("{what} failed: {e}");
+    Unavailable
+}
+
+async fn load(state: &SecurityState, by: Lookup<'_>) -> Result<Option<User>, Unavailable> {
     match state.datastore.find_user(by).await {
-        Ok(u) => u.filter(|u| u.active),
-        Err(e) => {
-            log::error!("loading user failed: {e}");
-            None
-        }
+        Ok(u) => Ok(u.filter(|u| u.active)),
+        Err(e) => Err(unavailable("loading the user", &e)),
     }
 }
 
+/// How often a live session's record is marked used (and its end moved).
+const TOUCH_EVERY: i64 = 60;
+
+/// The live server-side record `sid` names, marked used at most once a
+/// minute (which slides its end); `None` when it was revoked or has ended.
+async fn live_record(
+    state: &SecurityState,
+    sid: &str,
+    by_remember: bool,
+) -> Result<Option<SessionInfo>, Unavailable> {
+    let Some(store) = &state.sessions else {
+        return Ok(None);
+    };
+    let id = record_id(sid);
+    let now = state.clock.now_secs();
+    let record = match store.find_session(&id).await {
+        Ok(Some(r)) if r.is_live(now, by_remember) => r,
+        Ok(_) => return Ok(None),
+        Err(e) => return Err(unavailable("loading the session", &e)),
+    };
+    if now - record.last_seen_at >= TOUCH_EVERY || by_remember {
+        let end = now + state.config.permanent_session_lifetime;
+        if let Err(e) = store.touch_session(&id, now, end).await {
+            return Err(unavailable("updating the session", &e));
+        }
+    }
+    Ok(Some(record))
+}
+
 /// The user of the session cookie (or of a valid remember cookie, which then
-/// restores the session). Looked up once per request.
+/// restores the session). With server-side sessions, the cookie's record must
+/// still exist (logout and revocation delete it). Looked up once per request.
 pub(crate) async fn session_user<'r>(req: &'r Request<'_>) -> Option<&'r User> {
+    session_lookup(req).await.as_ref().ok().and_then(Option::as_ref)
+}
+
+async fn session_lookup<'r>(req: &'r Request<'_>) -> &'r Result<Option<User>, Unavailable> {
     let cached = req
         .local_cache_async(async {
             let Some(state) = state(req) else {
-                return SessionUser(None);
+                return SessionUser(Ok(None));
             };
-            if let Some(uid) = session::get(req).user_id {
-                let user = load(state, Lookup::Uniquifier(&uid)).await;
-                if user.is_none() {
-                    session::update(req, |s| {
-                        s.user_id = None;
-                        s.fs_paa = None;
-                        s.fs_gexp = None;
-                    });
-                }
-                return SessionUser(user);
-            }
-            if let Some(uid) = session::remember_uid(req, state) {
-                let user = load(state, Lookup::Uniquifier(&uid)).await;
-                match &user {
-                    Some(u) => {
-                        session::update(req, |s| s.user_id = Some(u.fs_uniquifier.clone()));
-                        csrf::refresh_cookie(req, state);
-                    }
-                    None => session::clear_remember(req),
-                }
-                return SessionUser(user);
-            }
-            SessionUser(None)
+            SessionUser(find_session_user(req, state).await)
         })
         .await;
-    cached.0.as_ref()
+    &cached.0
+}
+
+async fn find_session_user(
+    req: &Request<'_>,
+    state: &SecurityState,
+) -> Result<Option<User>, Unavailable> {
+    let sess = session::get(req);
+    if let Some(uid) = sess.user_id {
+        let record = match (&state.sessions, &sess.sid) {
+            (None, _) => None,
+            (Some(_), Some(sid)) => match live_record(state, sid, false).await? {
+                Some(r) => Some(r),
+                None => {
+                    end_session(req);
+                    return Ok(None);
+                }
+            },
+            // A cookie from before server-side sessions: void.
+            (Some(_), None) => {
+                end_session(req);
+                return Ok(None);
+            }
+        };
+        let user = load(state, Lookup::Uniquifier(&uid))
+            .await?
+            .filter(|u| record.as_ref().is_none_or(|r| r.user_id == u.id));
+        if user.is_none() {
+            end_session(req);
+        }
+        return Ok(user);
+    }
+    let Some((uid, sid)) = session::remember_cookie(req, state) else {
+        return Ok(None);
+    };
+    if state.sessions.is_some() {
+        // Without a live record (logged out, revoked, or a cookie without a
+        // session id) the remember cookie is void.
+        let live = match &sid {
+            Some(sid) => live_record(state, sid, true).await?.is_some(),
+            None => false,
+        };
+        if !live {
+            session::clear_remember(req);
+            return Ok(None);
+        }
+    }
+    let user = load(state, Lookup::Uniquifier(&uid)).await?;
+    match &user {
+        Some(u) => {
+            session::update(req, |s| {
+                s.user_id = Some(u.fs_uniquifier.clone());
+                s.sid = sid.clone();
+            });
+            csrf::refresh_cookie(req, state);
+        }
+        None => session::clear_remember(req),
+    }
+    Ok(user)
+}
+
+/// Drops the signed-in part of the cookie session.
+fn end_session(req: &Request<'_>) {
+    session::update(req, |s| {
+        s.user_id = None;
+        s.sid = None;
+        s.fs_paa = None;
+        s.fs_gexp = None;
+    });
 }
 
 fn presented_token(req: &Request<'_>, state: &SecurityState) -> Option<String> {
@@ -100,25 +189,37 @@ fn presented_token(req: &Request<'_>, state: &SecurityState) -> Option<String> {
 
 /// The user of a valid auth token in the request, with the token's `fs_paa`.
 pub(crate) async fn token_user<'r>(req: &'r Request<'_>) -> Option<&'r (User, f64)> {
+    token_lookup(req).await.as_ref().ok().and_then(Option::as_ref)
+}
+
+async fn token_lookup<'r>(req: &'r Request<'_>) -> &'r Result<Option<(User, f64)>, Unavailable> {
     let cached = req
         .local_cache_async(async {
             let Some(state) = state(req) else {
-                return TokenUser(None);
+                return TokenUser(Ok(None));
             };
             let Some(token) = presented_token(req, state) else {
-                return TokenUser(None);
+                return TokenUser(Ok(None));
             };
             let Some((uid, paa)) = parse_auth_token(state, &token) else {
-                return TokenUser(None);
+                return TokenUser(Ok(None));
             };
             TokenUser(
                 load(state, Lookup::TokenUniquifier(&uid))
                     .await
-                    .map(|u| (u, paa)),
+                    .map(|u| u.map(|u| (u, paa))),
             )
         })
         .await;
-    cached.0.as_ref()
+    &cached.0
+}
+
+/// Whether recognising the caller by `mechanisms` (bits of
+/// [`Mechanism::bit`]) failed on our side, rather than the caller having no
+/// valid credentials.
+pub(crate) async fn backend_failed(req: &Request<'_>, mechanisms: u8) -> bool {
+    (mechanisms & Mechanism::Session.bit() != 0 && session_lookup(req).await.is_err())
+        || (mechanisms & Mechanism::Token.bit() != 0 && token_lookup(req).await.is_err())
 }
 
 /// The user of valid HTTP basic credentials.
@@ -141,7 +242,9 @@ async fn basic<'r>(req: &'r Request<'_>) -> &'r Result<Option<User>, ()> {
             let Some((ident, password)) = basic_credentials(req) else {
                 return BasicUser(Ok(None));
             };
-            let user = find_by_identity(state, &ident).await;
+            let Ok(user) = find_by_identity(state, &ident).await else {
+                return BasicUser(Err(()));
+            };
             let attempt = Attempt::new(req, AuthnMethod::Basic).identity(&ident);
             match login::check_password(state, &attempt, user.as_ref(), &password).await {
                 Ok(()) => BasicUser(Ok(user.filter(|u| u.active))),
@@ -169,22 +272,23 @@ fn basic_credentials(req: &Request<'_>) -> Option<(String, String)> {
 }
 
 /// Finds a user by any identity attribute (email, then username when enabled).
-pub(crate) async fn find_by_identity(state: &SecurityState, ident: &str) -> Option<User> {
+pub(crate) async fn find_by_identity(
+    state: &SecurityState,
+    ident: &str,
+) -> Result<Option<User>, Unavailable> {
     let by_email = state
         .datastore
         .find_user(Lookup::Email(ident))
         .await
-        .ok()
-        .flatten();
+        .map_err(|e| unavailable("identity lookup", &e))?;
     if by_email.is_some() || !state.config.username_enable {
-        return by_email;
+        return Ok(by_email);
     }
     state
         .datastore
         .find_user(Lookup::Username(ident))
         .await
-        .ok()
-        .flatten()
+        .map_err(|e| unavailable("identity lookup", &e))
 }
 
 /// The current user: the session's, else the token's (a session user wins over
@@ -196,9 +300,15 @@ pub(crate) async fn current_user<'r>(req: &'r Request<'_>) -> Option<&'r User> {
     token_user(req).await.map(|(u, _)| u)
 }
 
-/// Logs the caller out: session, remember cookie and CSRF cookie go.
-/// Cookies are deleted only where the browser has them, as Flask does.
-pub(crate) fn logout_user(req: &Request<'_>, state: &SecurityState) {
+/// Logs the caller out: the server-side session record (so copies of the
+/// cookies stop working too), then the session, remember cookie and CSRF
+/// cookie. Cookies are deleted only where the browser has them, as Flask
+/// does. `Err` when the record could not be deleted (the cookies still go).
+pub(crate) async fn logout_user(
+    req: &Request<'_>,
+    state: &SecurityState,
+) -> Result<(), crate::datastore::DatastoreError> {
+    let revoked = session::revoke(req, state).await;
     let jar = req.cookies();
     let had_session = jar.get(session::SESSION_COOKIE).is_some();
     let had_remember = jar.get(session::REMEMBER_COOKIE).is_some();
@@ -210,6 +320,7 @@ pub(crate) fn logout_user(req: &Request<'_>, state: &SecurityState) {
     if had_remember {
         session::clear_remember(req);
     }
+    revoked
 }
 
 /// Flask-Security's freshness check (`check_and_update_authn_fresh`).

@@ -7,6 +7,8 @@ use rocket::http::{Cookie, CookieJar};
 use rocket::request::Request;
 use serde::{Deserialize, Serialize};
 
+use crate::datastore::sessions::{SessionInfo, new_session_id, record_id};
+use crate::datastore::{DatastoreError, User};
 use crate::messages::Message;
 use crate::state::SecurityState;
 
@@ -21,6 +23,9 @@ pub(crate) struct SessionData {
     /// `fs_uniquifier` of the logged-in user.
     #[serde(rename = "_user_id", default, skip_serializing_if = "Option::is_none")]
     pub user_id: Option<String>,
+    /// The session's id: its server-side record is `record_id(sid)`.
+    #[serde(rename = "_sid", default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
     /// Time of the last primary authentication (epoch seconds).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fs_paa: Option<f64>,
@@ -142,21 +147,75 @@ pub(crate) fn take_flashes(req: &Request<'_>) -> Vec<Message> {
     update(req, |s| std::mem::take(&mut s.flashes))
 }
 
-/// Signs `user` in on this request's session: new `fs_paa`, a new CSRF
-/// secret (a token from before the sign-in stops working) and cookie, and,
-/// when asked, the remember cookie.
-pub(crate) fn start(req: &Request<'_>, state: &SecurityState, uid: &str, remember: bool) {
+/// Signs `user` in on this request's session: a new server-side record
+/// (the previous one, if any, is deleted: a session id is never reused
+/// across sign-ins), new `fs_paa`, a new CSRF secret (a token from before the
+/// sign-in stops working) and cookie, and, when asked, the remember cookie.
+pub(crate) async fn start(
+    req: &Request<'_>,
+    state: &SecurityState,
+    user: &User,
+    remember: bool,
+) -> Result<(), DatastoreError> {
     let now = state.clock.now();
+    let secs = state.clock.now_secs();
+    let mut sid = None;
+    if let Some(store) = &state.sessions {
+        if let Some(old) = get(req).sid {
+            store.delete_session(&record_id(&old), None).await?;
+        }
+        let id = new_session_id();
+        let cfg = &state.config;
+        store
+            .create_session(SessionInfo {
+                id: record_id(&id),
+                user_id: user.id,
+                created_at: secs,
+                last_seen_at: secs,
+                expires_at: secs + cfg.permanent_session_lifetime,
+                remember_until: remember.then_some(secs + cfg.remember_cookie_duration),
+                user_agent: req
+                    .headers()
+                    .get_one("User-Agent")
+                    .map(|ua| ua.chars().take(512).collect()),
+                ip: req.client_ip().map(|ip| ip.to_string()),
+            })
+            .await?;
+        sid = Some(id);
+    }
     update(req, |s| {
-        s.user_id = Some(uid.to_string());
+        s.user_id = Some(user.fs_uniquifier.clone());
+        s.sid = sid.clone();
         s.fs_paa = Some(now);
         s.fs_gexp = None;
         s.csrf_token = None;
     });
     if remember {
-        set_remember(req.cookies(), state, uid);
+        set_remember(req.cookies(), state, &remember_payload(&user.fs_uniquifier, sid.as_deref()));
     }
     super::csrf::refresh_cookie(req, state);
+    Ok(())
+}
+
+/// What the remember cookie signs: the uniquifier and, with server-side
+/// sessions, the session id (`uniquifier.sid`).
+fn remember_payload(uid: &str, sid: Option<&str>) -> String {
+    match sid {
+        Some(sid) => format!("{uid}.{sid}"),
+        None => uid.to_string(),
+    }
+}
+
+/// Ends the request's server-side session record, if any.
+pub(crate) async fn revoke(req: &Request<'_>, state: &SecurityState) -> Result<(), DatastoreError> {
+    let Some(store) = &state.sessions else {
+        return Ok(());
+    };
+    let sid = get(req).sid.or_else(|| remember_cookie(req, state).and_then(|(_, sid)| sid));
+    if let Some(sid) = sid {
+        store.delete_session(&record_id(&sid), None).await?;
+    }
+    Ok(())
 }
 
 /// Clears the session (logout), keeping queued flashes.
@@ -170,11 +229,23 @@ pub(crate) fn clear(req: &Request<'_>) {
     });
 }
 
-/// The uid in a valid `remember_token` cookie.
-pub(crate) fn remember_uid(req: &Request<'_>, state: &SecurityState) -> Option<String> {
+/// The uniquifier and session id of a valid `remember_token` cookie.
+pub(crate) fn remember_cookie(
+    req: &Request<'_>,
+    state: &SecurityState,
+) -> Option<(String, Option<String>)> {
     let cookie = req.cookies().get(REMEMBER_COOKIE)?;
     let refs: Vec<&[u8]> = state.keys.iter().map(Vec::as_slice).collect();
-    crate::tokens::verify_remember_cookie(&refs, cookie.value())
+    let payload = crate::tokens::verify_remember_cookie(&refs, cookie.value())?;
+    Some(match payload.split_once('.') {
+        Some((uid, sid)) => (uid.to_string(), Some(sid.to_string())),
+        None => (payload, None),
+    })
+}
+
+/// Whether the request carries a valid remember cookie.
+pub(crate) fn has_remember(req: &Request<'_>, state: &SecurityState) -> bool {
+    remember_cookie(req, state).is_some()
 }
 
 /// Sets the `remember_token` cookie for `uid`.

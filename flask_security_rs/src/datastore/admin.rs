@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use rocket::{Phase, Rocket};
 
+use super::sessions::{SessionInfo, SessionStore};
 use super::{
     DatastoreError, Lookup, NewUser, Role, User, UserDatastore, UserUpdate, new_uniquifier,
 };
@@ -61,15 +62,15 @@ pub trait UserDatastoreExt: UserDatastore {
 
     /// Activates a user.
     async fn activate_user(&self, user_id: i64) -> Result<(), DatastoreError> {
-        self.update_user(user_id, UserUpdate::new().active(true))
-            .await
+        let done = self.update_user(user_id, UserUpdate::new().active(true)).await?;
+        super::applied(user_id, done)
     }
 
     /// Deactivates a user: its sessions and tokens stop working at once,
     /// since `active` is checked on every request.
     async fn deactivate_user(&self, user_id: i64) -> Result<(), DatastoreError> {
-        self.update_user(user_id, UserUpdate::new().active(false))
-            .await
+        let done = self.update_user(user_id, UserUpdate::new().active(false)).await?;
+        super::applied(user_id, done)
     }
 
     /// Gives the user a new `fs_token_uniquifier` (when the model has one),
@@ -81,8 +82,10 @@ pub trait UserDatastoreExt: UserDatastore {
             ));
         }
         let uniq = new_uniquifier();
-        self.update_user(user_id, UserUpdate::new().token_uniquifier(uniq.clone()))
+        let done = self
+            .update_user(user_id, UserUpdate::new().token_uniquifier(uniq.clone()))
             .await?;
+        super::applied(user_id, done)?;
         Ok(uniq)
     }
 
@@ -90,8 +93,10 @@ pub trait UserDatastoreExt: UserDatastore {
     /// cookie, auth token and outstanding link.
     async fn set_uniquifier(&self, user_id: i64) -> Result<String, DatastoreError> {
         let uniq = new_uniquifier();
-        self.update_user(user_id, UserUpdate::new().uniquifier(uniq.clone()))
+        let done = self
+            .update_user(user_id, UserUpdate::new().uniquifier(uniq.clone()))
             .await?;
+        super::applied(user_id, done)?;
         Ok(uniq)
     }
 }
@@ -126,6 +131,7 @@ async fn existing_role<D: UserDatastore + ?Sized>(
 #[derive(Clone)]
 pub struct Admin {
     datastore: Arc<dyn UserDatastore>,
+    sessions: Option<Arc<dyn SessionStore>>,
     passwords: Passwords,
     clock: Clock,
 }
@@ -145,14 +151,60 @@ impl Admin {
 
     pub(crate) fn new(
         datastore: Arc<dyn UserDatastore>,
+        sessions: Option<Arc<dyn SessionStore>>,
         passwords: Passwords,
         clock: Clock,
     ) -> Self {
         Admin {
             datastore,
+            sessions,
             passwords,
             clock,
         }
+    }
+
+    fn session_store(&self) -> Result<&dyn SessionStore, DatastoreError> {
+        self.sessions
+            .as_deref()
+            .ok_or(DatastoreError::Unsupported("session records"))
+    }
+
+    /// The user's sessions that can still be used, newest first (an account
+    /// page's "your devices"). Compare [`SessionInfo::id`] with
+    /// [`crate::SessionId`] to mark the current one.
+    ///
+    /// # Errors
+    /// When the datastore fails or keeps no session records.
+    pub async fn sessions(&self, user_id: i64) -> Result<Vec<SessionInfo>, DatastoreError> {
+        let now = self.clock.now_secs();
+        let mut all = self.session_store()?.user_sessions(user_id).await?;
+        all.retain(|s| s.is_live(now, false) || s.is_live(now, true));
+        Ok(all)
+    }
+
+    /// Revokes one of the user's sessions: its cookie and remember cookie
+    /// stop working on the next request, on every instance. Whether it
+    /// existed.
+    ///
+    /// # Errors
+    /// When the datastore fails or keeps no session records.
+    pub async fn revoke_session(&self, user_id: i64, id: &str) -> Result<bool, DatastoreError> {
+        self.session_store()?.delete_session(id, Some(user_id)).await
+    }
+
+    /// Revokes every session of the user but `keep` (the current one, say);
+    /// how many were revoked.
+    ///
+    /// # Errors
+    /// When the datastore fails or keeps no session records.
+    pub async fn revoke_sessions(
+        &self,
+        user_id: i64,
+        keep: Option<&str>,
+    ) -> Result<u64, DatastoreError> {
+        self.session_store()?
+            .delete_user_sessions(user_id, keep)
+            .await
     }
 
     /// The datastore.
@@ -183,6 +235,8 @@ impl Admin {
                 DatastoreError::Backend("password hashing failed or is busy".into())
             })?;
         new.password_hash = Some(hash);
+        new.email = crate::identity::normalize_email(&new.email)
+            .ok_or(DatastoreError::InvalidIdentity("email address"))?;
         if new.confirmed_at.is_none() {
             new.confirmed_at = Some(self.clock.naive_utc());
         }
@@ -198,13 +252,15 @@ impl Admin {
             self.passwords.hash(password).await.map_err(|_| {
                 DatastoreError::Backend("password hashing failed or is busy".into())
             })?;
-        self.datastore
+        let done = self
+            .datastore
             .update_user(
                 user_id,
                 UserUpdate::new()
                     .password_hash(hash)
                     .uniquifier(new_uniquifier()),
             )
-            .await
+            .await?;
+        super::applied(user_id, done)
     }
 }

@@ -9,7 +9,11 @@ use sea_orm_migration::prelude::*;
 
 /// The library's migrations, in order.
 pub fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-    vec![Box::new(CreateFsqlaV3)]
+    vec![
+        Box::new(CreateFsqlaV3),
+        Box::new(CreateIdentityIndex),
+        Box::new(CreateSessionTable),
+    ]
 }
 
 /// A ready-made migrator with just the library's tables.
@@ -144,6 +148,120 @@ impl MigrationTrait for CreateFsqlaV3 {
                 .await?;
         }
         Ok(())
+    }
+}
+
+/// `fs_identity`: the normalised keys emails and usernames are unique and
+/// found by (see [`crate::identity::email_key`]). The SeaORM datastore fills
+/// it for users that lack a row when it starts, so a database written by
+/// Flask-Security needs nothing else; the user table is never rewritten.
+pub struct CreateIdentityIndex;
+
+impl MigrationName for CreateIdentityIndex {
+    fn name(&self) -> &str {
+        "m20261201_000002_fs_identity"
+    }
+}
+
+/// The statement creating `fs_identity` (also run by the datastore at start).
+pub(crate) fn identity_table() -> TableCreateStatement {
+    Table::create()
+        .table(Alias::new("fs_identity"))
+        .if_not_exists()
+        .col(string("kind", 16).not_null())
+        .col(ColumnDef::new(Alias::new("value")).text().not_null())
+        .col(ColumnDef::new(Alias::new("user_id")).big_integer().not_null())
+        .primary_key(
+            Index::create()
+                .col(Alias::new("kind"))
+                .col(Alias::new("value")),
+        )
+        .to_owned()
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for CreateIdentityIndex {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager.create_table(identity_table()).await?;
+        manager
+            .create_index(
+                Index::create()
+                    .if_not_exists()
+                    .name("ix_fs_identity_user")
+                    .table(Alias::new("fs_identity"))
+                    .col(Alias::new("user_id"))
+                    .to_owned(),
+            )
+            .await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .drop_table(
+                Table::drop()
+                    .table(Alias::new("fs_identity"))
+                    .if_exists()
+                    .to_owned(),
+            )
+            .await
+    }
+}
+
+/// `fs_session`: server-side session records (see
+/// [`crate::datastore::SessionStore`]).
+pub struct CreateSessionTable;
+
+impl MigrationName for CreateSessionTable {
+    fn name(&self) -> &str {
+        "m20261201_000003_fs_session"
+    }
+}
+
+fn bigint(name: &str) -> ColumnDef {
+    ColumnDef::new(Alias::new(name)).big_integer().to_owned()
+}
+
+/// The statements creating `fs_session` and its index (also run by the
+/// datastore at start).
+pub(crate) fn session_table() -> (TableCreateStatement, IndexCreateStatement) {
+    let table = Table::create()
+        .table(Alias::new("fs_session"))
+        .if_not_exists()
+        .col(string("id", 64).not_null().primary_key())
+        .col(bigint("user_id").not_null())
+        .col(bigint("created_at").not_null())
+        .col(bigint("last_seen_at").not_null())
+        .col(bigint("expires_at").not_null())
+        .col(bigint("remember_until").null())
+        .col(string("user_agent", 512).null())
+        .col(string("ip", 64).null())
+        .to_owned();
+    let index = Index::create()
+        .if_not_exists()
+        .name("ix_fs_session_user")
+        .table(Alias::new("fs_session"))
+        .col(Alias::new("user_id"))
+        .to_owned();
+    (table, index)
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for CreateSessionTable {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        let (table, index) = session_table();
+        manager.create_table(table).await?;
+        manager.create_index(index).await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .drop_table(
+                Table::drop()
+                    .table(Alias::new("fs_session"))
+                    .if_exists()
+                    .to_owned(),
+            )
+            .await
     }
 }
 

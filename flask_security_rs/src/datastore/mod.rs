@@ -15,6 +15,7 @@ pub mod entity;
 pub mod migration;
 pub(crate) mod model;
 mod seaorm;
+pub(crate) mod sessions;
 
 use std::any::{Any, TypeId};
 use std::collections::{BTreeSet, HashMap};
@@ -25,6 +26,7 @@ use chrono::NaiveDateTime;
 pub use admin::{Admin, UserDatastoreExt};
 pub use model::{ColumnOf, RoleField, SecurityRole, SecurityUser, UserField};
 pub use seaorm::SeaOrmDatastore;
+pub use sessions::{SessionInfo, SessionStore};
 
 /// A boxed error from a datastore's backend.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -48,6 +50,21 @@ pub enum DatastoreError {
     /// A named role does not exist.
     #[error("no role named {0:?}")]
     NoSuchRole(String),
+    /// No user has this id.
+    #[error("no user with id {0}")]
+    NoSuchUser(i64),
+    /// An email address or username that is not valid.
+    #[error("not a valid {0}")]
+    InvalidIdentity(&'static str),
+}
+
+/// `Ok(())` when an update applied, [`DatastoreError::NoSuchUser`] otherwise.
+pub(crate) fn applied(user_id: i64, done: bool) -> Result<(), DatastoreError> {
+    if done {
+        Ok(())
+    } else {
+        Err(DatastoreError::NoSuchUser(user_id))
+    }
 }
 
 /// A role with its permissions.
@@ -185,9 +202,11 @@ pub enum Lookup<'a> {
     Uniquifier(&'a str),
     /// By `fs_token_uniquifier` when the model has it, else `fs_uniquifier`.
     TokenUniquifier(&'a str),
-    /// By email, case-insensitively.
+    /// By email, up to case and Unicode normal form
+    /// ([`crate::identity::email_key`]).
     Email(&'a str),
-    /// By username, case-insensitively.
+    /// By username, up to case and compatibility form
+    /// ([`crate::identity::username_key`]).
     Username(&'a str),
 }
 
@@ -310,6 +329,13 @@ pub struct UserUpdate {
     pub fs_webauthn_user_handle: Option<Option<String>>,
     /// `mf_recovery_codes`.
     pub mf_recovery_codes: Option<Option<String>>,
+    /// Precondition: the stored password hash is this one (`Some(None)`: no
+    /// password).
+    pub expect_password: Option<Option<String>>,
+    /// Precondition: the stored email is this one.
+    pub expect_email: Option<String>,
+    /// Precondition: the email is not confirmed yet.
+    pub expect_unconfirmed: bool,
 }
 
 impl UserUpdate {
@@ -371,6 +397,29 @@ impl UserUpdate {
         self.confirmed_at = Some(at);
         self
     }
+
+    /// Applies only if the stored password hash is still `current`: of two
+    /// concurrent changes (a reset and a change, say) that both started from
+    /// it, exactly one applies.
+    #[must_use]
+    pub fn if_password(mut self, current: Option<&str>) -> Self {
+        self.expect_password = Some(current.map(String::from));
+        self
+    }
+
+    /// Applies only if the stored email is still `current`.
+    #[must_use]
+    pub fn if_email(mut self, current: &str) -> Self {
+        self.expect_email = Some(current.to_string());
+        self
+    }
+
+    /// Applies only if the email is not confirmed yet.
+    #[must_use]
+    pub fn if_unconfirmed(mut self) -> Self {
+        self.expect_unconfirmed = true;
+        self
+    }
 }
 
 impl std::fmt::Debug for UserUpdate {
@@ -404,12 +453,25 @@ impl std::fmt::Debug for NewUser {
 pub trait UserDatastore: Send + Sync + 'static {
     /// Whether the user model has a column for `field`.
     fn has_field(&self, field: UserField) -> bool;
+    /// Called once when the application starts: create or fill what the
+    /// datastore needs (the SeaORM datastore indexes identities here).
+    async fn prepare(&self) -> Result<(), DatastoreError> {
+        Ok(())
+    }
     /// Finds one user with roles (one query for the SeaORM datastore).
     async fn find_user(&self, by: Lookup<'_>) -> Result<Option<User>, DatastoreError>;
-    /// Creates a user; `fs_uniquifier` and timestamps are set here.
+    /// Creates a user; `fs_uniquifier` and timestamps are set here. Its email
+    /// and username keys must be unique ([`DatastoreError::Conflict`]).
     async fn create_user(&self, new: NewUser) -> Result<User, DatastoreError>;
-    /// Changes columns of one user (fields the model lacks are skipped).
-    async fn update_user(&self, user_id: i64, update: UserUpdate) -> Result<(), DatastoreError>;
+    /// Changes columns of one user (fields the model lacks are skipped), in
+    /// one conditional write: `Ok(false)` when there is no such user or a
+    /// precondition (`if_password`, `if_email`, `if_unconfirmed`) no longer
+    /// holds, so that a single-use link or code is consumed exactly once
+    /// however many requests race for it. A new email or username must keep
+    /// its key ([`crate::identity::email_key`]) unique, or the call fails
+    /// with [`DatastoreError::Conflict`] and changes nothing.
+    async fn update_user(&self, user_id: i64, update: UserUpdate)
+    -> Result<bool, DatastoreError>;
     /// Deletes a user.
     async fn delete_user(&self, user_id: i64) -> Result<(), DatastoreError>;
     /// Finds a role by name.

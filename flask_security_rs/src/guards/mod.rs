@@ -172,7 +172,9 @@ pub(crate) async fn authenticate(
         via = Some(Mechanism::Basic);
     }
     let Some(via) = via else {
-        if mask & Mechanism::Basic.bit() != 0 && authn::basic_busy(req).await {
+        if (mask & Mechanism::Basic.bit() != 0 && authn::basic_busy(req).await)
+            || authn::backend_failed(req, mask).await
+        {
             return Err(Refusal::Busy);
         }
         return Err(Refusal::Unauthenticated {
@@ -253,6 +255,39 @@ impl<'r> FromRequest<'r> for MaybeUser {
 impl Sentinel for MaybeUser {
     fn abort(rocket: &Rocket<Ignite>) -> bool {
         missing_fairing("MaybeUser", rocket)
+    }
+}
+
+/// The record id ([`crate::SessionInfo::id`]) of the caller's signed-in
+/// session, if any: what marks "this device" in [`crate::Admin::sessions`].
+///
+/// ```
+/// use flask_security_rs::{Admin, CurrentUser, SessionId};
+///
+/// #[rocket::post("/sign-out-elsewhere")]
+/// async fn elsewhere(user: CurrentUser, this: SessionId, rocket: &rocket::Rocket<rocket::Orbit>) -> String {
+///     let Some(admin) = Admin::of(rocket) else { return "no security".into() };
+///     match admin.revoke_sessions(user.0.id, this.0.as_deref()).await {
+///         Ok(n) => format!("{n} other sessions ended"),
+///         Err(e) => format!("failed: {e}"),
+///     }
+/// }
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionId(pub Option<String>);
+
+#[rocket::async_trait]
+impl<'r> FromRequest<'r> for SessionId {
+    type Error = std::convert::Infallible;
+
+    async fn from_request(req: &'r Request<'_>) -> request::Outcome<Self, Self::Error> {
+        let id = match authn::session_user(req).await {
+            Some(_) => crate::authn::session::get(req)
+                .sid
+                .map(|sid| crate::datastore::sessions::record_id(&sid)),
+            None => None,
+        };
+        Outcome::Success(SessionId(id))
     }
 }
 

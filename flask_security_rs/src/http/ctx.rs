@@ -123,7 +123,7 @@ impl<'r> Ctx<'r> {
         errors: &FormErrors,
         page: impl FnOnce(&Self, &FormErrors) -> Reply,
     ) -> Reply {
-        if self.json() {
+        if self.json() || errors.is_unavailable() {
             Reply::form(errors.clone())
         } else {
             page(self, errors)

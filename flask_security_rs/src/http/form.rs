@@ -105,6 +105,9 @@ impl FormInput {
 #[derive(Debug, Default, Clone)]
 pub struct FormErrors {
     fields: Vec<(String, Vec<Message>)>,
+    /// A backend (database, ...) failed while checking the form: the reply
+    /// is a generic 503, not a 400 that blames the caller.
+    unavailable: bool,
 }
 
 impl FormErrors {
@@ -129,9 +132,21 @@ impl FormErrors {
         }
     }
 
+    /// Records that a backend failed while checking the form (logged; the
+    /// caller gets a generic 503).
+    pub(crate) fn backend_failed(&mut self, what: &str, err: &dyn std::fmt::Display) {
+        log::error!("{what} failed: {err}");
+        self.unavailable = true;
+    }
+
+    /// Whether a backend failed while checking the form.
+    pub(crate) fn is_unavailable(&self) -> bool {
+        self.unavailable
+    }
+
     /// Whether there are none.
     pub fn is_empty(&self) -> bool {
-        self.fields.is_empty()
+        self.fields.is_empty() && !self.unavailable
     }
 
     /// Whether `field` has an error.

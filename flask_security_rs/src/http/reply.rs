@@ -114,7 +114,22 @@ impl Reply {
     }
 
     pub(crate) fn form(errors: FormErrors) -> Self {
+        if errors.is_unavailable() {
+            return Reply::unavailable();
+        }
         Reply::of(Kind::Form(errors))
+    }
+
+    /// A generic 503 for a failure on our side (database, ...), already
+    /// logged: never a 4xx that blames the caller.
+    pub(crate) fn unavailable() -> Self {
+        Reply::of(Kind::Busy(1))
+    }
+
+    /// Logs `err` (while doing `what`) and answers [`Reply::unavailable`].
+    pub(crate) fn failed(what: &str, err: &dyn std::fmt::Display) -> Self {
+        log::error!("{what} failed: {err}");
+        Reply::unavailable()
     }
 
     pub(crate) fn page(page: Page) -> Self {
@@ -138,7 +153,7 @@ impl Reply {
 }
 
 /// The text of a 503: generic, the caller did nothing wrong.
-const BUSY: &str = "The service is busy; please try again shortly.";
+const BUSY: &str = "The service is temporarily unavailable; please try again shortly.";
 
 /// The JSON envelope around a response body.
 fn envelope(status: Status, body: Map<String, Value>) -> String {

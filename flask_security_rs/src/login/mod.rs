@@ -286,8 +286,9 @@ pub(crate) enum SignIn {
     Done(Box<Issued>),
     /// The account may not sign in.
     Refused(Msg),
-    /// A second factor is needed first: send this.
-    Challenge(Reply),
+    /// Not signed in: send this instead (a second factor's challenge, or a
+    /// 503 when the session could not be stored).
+    Answer(Reply),
 }
 
 /// A completed sign-in.
@@ -336,11 +337,13 @@ pub(crate) async fn sign_in(ctx: &Ctx<'_>, user: User, attempt: &Attempt<'_>) ->
         }
         for hook in &state.hooks.login {
             if let SecondFactor::Required(reply) = hook.second_factor(attempt, &user).await {
-                return SignIn::Challenge(reply);
+                return SignIn::Answer(reply);
             }
         }
     }
-    session::start(ctx.req, state, &user.fs_uniquifier, attempt.remember);
+    if let Err(e) = session::start(ctx.req, state, &user, attempt.remember).await {
+        return SignIn::Answer(Reply::failed("storing the session", &e));
+    }
     if state.config.trackable {
         track(ctx.req, state, &user).await;
     }

@@ -24,6 +24,10 @@ pub(crate) enum HashFailure {
     Busy,
     /// The hash function failed (logged).
     Failed,
+    /// The password changed meanwhile (a concurrent reset or change won).
+    Stale,
+    /// The datastore failed (logged).
+    Unavailable,
 }
 
 /// The configured hasher, used off the async executor, at most
@@ -116,7 +120,8 @@ pub(crate) async fn verify_hash_async(hash: &str, data: &str) -> bool {
 }
 
 /// Stores a new password and a new `fs_uniquifier` (ending every session,
-/// token and outstanding link of the user); the updated user.
+/// token and outstanding link of the user), provided the stored password is
+/// still the one `user` was loaded with; the updated user.
 pub(crate) async fn store_password(
     state: &crate::state::SecurityState,
     user: crate::datastore::User,
@@ -125,12 +130,19 @@ pub(crate) async fn store_password(
     use crate::datastore::{UserUpdate, new_uniquifier};
     let hash = state.passwords.hash(password).await?;
     let uniq = new_uniquifier();
+    // Only over the password the caller was checked against: of a reset and
+    // a change racing from the same password, exactly one applies.
     let update = UserUpdate::new()
         .password_hash(hash.clone())
-        .uniquifier(uniq.clone());
-    if let Err(e) = state.datastore.update_user(user.id, update).await {
-        log::error!("storing the new password failed: {e}");
-        return Err(HashFailure::Failed);
+        .uniquifier(uniq.clone())
+        .if_password(user.password.as_deref());
+    match state.datastore.update_user(user.id, update).await {
+        Ok(true) => {}
+        Ok(false) => return Err(HashFailure::Stale),
+        Err(e) => {
+            log::error!("storing the new password failed: {e}");
+            return Err(HashFailure::Unavailable);
+        }
     }
     Ok(crate::datastore::User {
         fs_uniquifier: uniq,

@@ -11,6 +11,7 @@ use serde_json::Value;
 
 use super::{Feature, Setup, section_keys, templates};
 use crate::config::ConfigError;
+use crate::datastore::DatastoreError;
 use crate::datastore::{Lookup, User, UserUpdate};
 use crate::http::{BadBody, Ctx, FormErrors, FormInput, Param, Reply, text};
 use crate::identity::normalize_email;
@@ -136,8 +137,7 @@ async fn change_email_post(
                 ),
                 Ok(None) => new_email = Some(e),
                 Err(err) => {
-                    log::error!("lookup failed: {err}");
-                    errors.add("", Msg::ApiError);
+                    errors.backend_failed("lookup", &err);
                 }
             },
         },
@@ -203,7 +203,11 @@ async fn check(
     {
         Ok(None) => Ok((user, new_email)),
         // Taken meanwhile: say no more than for any other bad link.
-        Ok(Some(_)) | Err(_) => Err(invalid()),
+        Ok(Some(_)) => Err(invalid()),
+        Err(e) => {
+            log::error!("change-email lookup failed: {e}");
+            Err(Message::new(Msg::ApiError))
+        }
     }
 }
 
@@ -235,10 +239,14 @@ async fn change_email_confirm(
     let update = UserUpdate::new()
         .email(new_email.clone())
         .confirmed_at(Some(stamp));
-    // The unique index settles a race with someone registering the address meanwhile.
-    if let Err(e) = ctx.state.datastore.update_user(user.id, update).await {
-        log::warn!("changing the email failed: {e}");
-        return fail(Msg::ApiError.into());
+    // Only from the address the link was made for (so the link is used
+    // once); the identity index settles a race with someone registering the
+    // new address meanwhile.
+    let update = update.if_email(&user.email);
+    match ctx.state.datastore.update_user(user.id, update).await {
+        Ok(true) => {}
+        Ok(false) | Err(DatastoreError::Conflict(_)) => return fail(Msg::ApiError.into()),
+        Err(e) => return Reply::failed("changing the email", &e),
     }
     let view = cfg
         .post_change_email_view

@@ -130,20 +130,26 @@ async fn change_post(
     };
     // Rotating the uniquifier ends every other session and token; this one is
     // signed in again right away.
-    let user = match store_password(ctx.state, user, &new).await {
+    let user = match store_password(ctx.state, user.clone(), &new).await {
         Ok(u) => u,
         Err(HashFailure::Busy) => return Ok(Reply::busy(ctx.state.passwords.wait())),
         Err(HashFailure::Failed) => {
             return Ok(Reply::error(Status::InternalServerError, Msg::ApiError));
         }
+        Err(HashFailure::Unavailable) => return Ok(Reply::unavailable()),
+        Err(HashFailure::Stale) => {
+            // Changed (or reset) meanwhile: the password checked is no longer it.
+            let errors = FormErrors::one("password", Msg::InvalidPassword);
+            return Ok(ctx.invalid(&errors, |c, e| change_page(c, &user, e)));
+        }
     };
-    let remember = authn::session::remember_uid(ctx.req, ctx.state).is_some();
+    let remember = authn::session::has_remember(ctx.req, ctx.state);
     let attempt = Attempt::new(ctx.req, AuthnMethod::ChangePassword)
         .form(&form)
         .remember(remember);
     let issued = match login::sign_in(&ctx, user, &attempt).await {
         SignIn::Done(issued) => issued,
-        SignIn::Challenge(reply) => return Ok(reply),
+        SignIn::Answer(reply) => return Ok(reply),
         SignIn::Refused(m) => return Ok(Reply::error(Status::BadRequest, m)),
     };
     let user = &issued.user;

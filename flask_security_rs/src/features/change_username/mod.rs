@@ -8,6 +8,7 @@ use serde_json::Value;
 
 use super::{Feature, Setup, section_keys, templates};
 use crate::config::ConfigError;
+use crate::datastore::DatastoreError;
 use crate::datastore::{Lookup, User, UserUpdate};
 use crate::http::{BadBody, Ctx, FormErrors, FormInput, Reply, text};
 use crate::identity::check_username;
@@ -112,8 +113,7 @@ async fn change_post(
                 ),
                 Ok(None) => name = Some(n),
                 Err(e) => {
-                    log::error!("lookup failed: {e}");
-                    errors.add("", Msg::ApiError);
+                    errors.backend_failed("lookup", &e);
                 }
             },
         },
@@ -122,8 +122,13 @@ async fn change_post(
         return Ok(ctx.invalid(&errors, |c, e| change_page(c, &user, e)));
     };
     let update = UserUpdate::new().username(Some(name.clone()));
-    if let Err(e) = ctx.state.datastore.update_user(user.id, update).await {
-        log::warn!("changing the username failed: {e}");
+    let taken = match ctx.state.datastore.update_user(user.id, update).await {
+        Ok(true) => false,
+        Ok(false) => return Ok(Reply::unavailable()),
+        Err(DatastoreError::Conflict(_)) => true,
+        Err(e) => return Ok(Reply::failed("changing the username", &e)),
+    };
+    if taken {
         let msg = Message::new(Msg::UsernameAlreadyAssociated).arg("username", &name);
         let errors = FormErrors::one("username", msg);
         return Ok(ctx.invalid(&errors, |c, e| change_page(c, &user, e)));

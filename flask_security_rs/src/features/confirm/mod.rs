@@ -171,8 +171,7 @@ async fn confirm_post(ctx: Ctx<'_>, confirm: &State<Arc<Confirm>>, form: FormInp
                 Ok(Some(u)) => target = Some(u),
                 Ok(None) => errors.add("email", Msg::UserDoesNotExist),
                 Err(err) => {
-                    log::error!("confirm lookup failed: {err}");
-                    errors.add("", Msg::ApiError);
+                    errors.backend_failed("confirm lookup", &err);
                 }
             },
         },
@@ -249,10 +248,12 @@ async fn confirm_token(ctx: Ctx<'_>, confirm: &State<Arc<Confirm>>, token: &str)
         }
     };
     let stamp = ctx.state.clock.naive_utc();
-    let update = UserUpdate::new().confirmed_at(Some(stamp));
-    if let Err(e) = ctx.state.datastore.update_user(user.id, update).await {
-        log::error!("confirming user failed: {e}");
-        return fail("error", Msg::InvalidConfirmationToken.into());
+    // Consumed once: of concurrent uses of the link, one confirms.
+    let update = UserUpdate::new().confirmed_at(Some(stamp)).if_unconfirmed();
+    match ctx.state.datastore.update_user(user.id, update).await {
+        Ok(true) => {}
+        Ok(false) => return fail("info", Msg::AlreadyConfirmed.into()),
+        Err(e) => return Reply::failed("confirming the user", &e),
     }
     let user = User {
         confirmed_at: Some(stamp),
@@ -262,14 +263,15 @@ async fn confirm_token(ctx: Ctx<'_>, confirm: &State<Arc<Confirm>>, token: &str)
     if authn::current_user(ctx.req)
         .await
         .is_none_or(|current| current.id != user.id)
+        && let Err(e) = authn::logout_user(ctx.req, ctx.state).await
     {
-        authn::logout_user(ctx.req, ctx.state);
+        return Reply::failed("revoking the session", &e);
     }
     let mut signed_in = false;
     if cfg.auto_login_after_confirm {
         let attempt = Attempt::new(ctx.req, AuthnMethod::Confirm);
         match login::sign_in(&ctx, user.clone(), &attempt).await {
-            login::SignIn::Challenge(reply) => return reply,
+            login::SignIn::Answer(reply) => return reply,
             login::SignIn::Done(_) => signed_in = true,
             login::SignIn::Refused(_) => {}
         }

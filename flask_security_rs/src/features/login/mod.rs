@@ -207,8 +207,9 @@ async fn check_login(
     let user = match found {
         Ok(u) => u,
         Err(e) => {
-            log::error!("login lookup failed: {e}");
-            return Err(FormErrors::one("", Msg::ApiError).into());
+            let mut errors = FormErrors::new();
+            errors.backend_failed("login lookup", &e);
+            return Err(errors.into());
         }
     };
     let attempt = Attempt::new(ctx.req, AuthnMethod::Password)
@@ -240,6 +241,9 @@ async fn login_post(ctx: Ctx<'_>, cfg: &State<LoginConfig>, form: FormInput) -> 
         return reply;
     }
     let failed = |errors: FormErrors| {
+        if errors.is_unavailable() {
+            return Reply::unavailable();
+        }
         let errors = if ctx.config().return_generic_responses && !errors.has("next") {
             FormErrors::one("", Msg::GenericAuthnFailed)
         } else {
@@ -266,7 +270,7 @@ async fn login_post(ctx: Ctx<'_>, cfg: &State<LoginConfig>, form: FormInput) -> 
     let issued = match login::sign_in(&ctx, user, &attempt).await {
         SignIn::Done(issued) => issued,
         SignIn::Refused(problem) => return failed(FormErrors::one(field, problem)),
-        SignIn::Challenge(reply) => return reply,
+        SignIn::Answer(reply) => return reply,
     };
     if !ctx.json() {
         return Reply::redirect(post_login_target(&ctx, login.next.as_deref()));
@@ -286,7 +290,9 @@ async fn logout(ctx: Ctx<'_>, cfg: &State<LoginConfig>, form: FormInput) -> Repl
     {
         return ctx.csrf_failed(e.message());
     }
-    authn::logout_user(ctx.req, ctx.state);
+    if let Err(e) = authn::logout_user(ctx.req, ctx.state).await {
+        return Reply::failed("revoking the session", &e);
+    }
     if ctx.json() {
         return Reply::ok(Default::default());
     }

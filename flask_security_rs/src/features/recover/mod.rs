@@ -276,6 +276,16 @@ async fn reset_post(
         Err(HashFailure::Failed) => {
             return Reply::error(rocket::http::Status::InternalServerError, Msg::ApiError);
         }
+        Err(HashFailure::Unavailable) => return Reply::unavailable(),
+        // Another use of this link (or a password change) won: the link is spent.
+        Err(HashFailure::Stale) => {
+            let msg = Msg::InvalidResetPasswordToken;
+            if ctx.json() {
+                return Reply::form(FormErrors::one("", msg));
+            }
+            ctx.flash(msg);
+            return Reply::redirect(ctx.config().url("/reset"));
+        }
     };
     if cfg.send_password_reset_notice_email {
         mail::send(
@@ -294,12 +304,13 @@ async fn reset_post(
         if authn::session_user(ctx.req)
             .await
             .is_some_and(|u| u.id != user.id)
+            && let Err(e) = authn::logout_user(ctx.req, ctx.state).await
         {
-            authn::logout_user(ctx.req, ctx.state);
+            return Reply::failed("revoking the session", &e);
         }
         let attempt = Attempt::new(ctx.req, AuthnMethod::Reset).form(&form);
         match login::sign_in(&ctx, user, &attempt).await {
-            SignIn::Challenge(reply) => return reply,
+            SignIn::Answer(reply) => return reply,
             SignIn::Done(issued) => {
                 if ctx.json() {
                     return Reply::ok(issued.payload(&ctx));

@@ -132,8 +132,7 @@ async fn read_form(
                 ),
                 Ok(None) => email = Some(e),
                 Err(err) => {
-                    log::error!("register lookup failed: {err}");
-                    errors.add("", Msg::ApiError);
+                    errors.backend_failed("register lookup", &err);
                 }
             },
         },
@@ -180,8 +179,7 @@ async fn read_form(
                 ),
                 Ok(None) => username = Some(name),
                 Err(err) => {
-                    log::error!("register lookup failed: {err}");
-                    errors.add("", Msg::ApiError);
+                    errors.backend_failed("register lookup", &err);
                 }
             },
         },
@@ -235,7 +233,7 @@ async fn register_post(ctx: Ctx<'_>, cfg: &State<RegisterConfig>, form: FormInpu
     let hash = match ctx.state.passwords.hash(&reg.password).await {
         Ok(h) => h,
         Err(HashFailure::Busy) => return Reply::busy(ctx.state.passwords.wait()),
-        Err(HashFailure::Failed) => {
+        Err(_) => {
             return Reply::error(rocket::http::Status::InternalServerError, Msg::ApiError);
         }
     };
@@ -248,15 +246,13 @@ async fn register_post(ctx: Ctx<'_>, cfg: &State<RegisterConfig>, form: FormInpu
     };
     let user = match ctx.state.datastore.create_user(new).await {
         Ok(u) => u,
-        Err(e) => {
-            // Most likely a concurrent registration of the same identity.
-            if !matches!(e, DatastoreError::Conflict(_)) {
-                log::warn!("creating user failed: {e}");
-            }
+        // A concurrent registration of the same identity won.
+        Err(DatastoreError::Conflict(_)) => {
             let msg = Message::new(Msg::EmailAlreadyAssociated).arg("email", &reg.email);
             let errors = FormErrors::one("email", msg);
             return ctx.invalid(&errors, |c, e| register_page(c, Some(&form), e));
         }
+        Err(e) => return Reply::failed("creating the user", &e),
     };
     if cfg.send_register_email {
         mail::send(
@@ -273,7 +269,7 @@ async fn register_post(ctx: Ctx<'_>, cfg: &State<RegisterConfig>, form: FormInpu
     }
     let attempt = Attempt::new(ctx.req, AuthnMethod::Register).form(&form);
     let outcome = login::sign_in(&ctx, user.clone(), &attempt).await;
-    if let SignIn::Challenge(reply) = outcome {
+    if let SignIn::Answer(reply) = outcome {
         return reply;
     }
     if !ctx.json() {

@@ -11,6 +11,12 @@ use sea_orm::{
     TransactionTrait, Value,
 };
 
+mod identities;
+mod sessions;
+
+use identities::Kind;
+use sea_orm::Condition;
+
 use super::model::{RoleField, SecurityRole, SecurityUser, UserField};
 use super::{DatastoreError, Lookup, NewUser, Role, User, UserDatastore, UserUpdate};
 
@@ -232,12 +238,14 @@ where
     }
 }
 
+/// The database's own case-insensitive match (ASCII-only on SQLite): how
+/// users written by another application, not yet in the identity index, are
+/// found.
 fn lower_eq<C: ColumnTrait>(col: C, value: &str) -> sea_orm::sea_query::SimpleExpr {
-    Expr::expr(Func::lower(col.into_expr())).eq(value.to_lowercase())
+    Expr::expr(Func::lower(col.into_expr())).eq(Func::lower(Expr::val(value)))
 }
 
-#[rocket::async_trait]
-impl<U, R, UA, RA> UserDatastore for SeaOrmDatastore<U, R>
+impl<U, R, UA, RA> SeaOrmDatastore<U, R>
 where
     U: SecurityUser + IntoActiveModel<UA> + FromQueryResult + Clone,
     R: SecurityRole + IntoActiveModel<RA> + FromQueryResult + Clone,
@@ -246,22 +254,12 @@ where
     UA: ActiveModelTrait<Entity = U::Entity> + ActiveModelBehavior + Send + Sync + 'static,
     RA: ActiveModelTrait<Entity = R::Entity> + ActiveModelBehavior + Send + Sync + 'static,
 {
-    fn has_field(&self, field: UserField) -> bool {
-        U::security_column(field).is_some()
-    }
-
-    async fn find_user(&self, by: Lookup<'_>) -> Result<Option<User>, DatastoreError> {
+    /// The user matching `cond`, with its roles, in one query.
+    async fn load_user(
+        &self,
+        cond: sea_orm::sea_query::SimpleExpr,
+    ) -> Result<Option<User>, DatastoreError> {
         let col = |f| U::security_column(f).ok_or(DatastoreError::MissingField(f));
-        let cond = match by {
-            Lookup::Id(id) => col(UserField::Id)?.eq(id),
-            Lookup::Uniquifier(u) => col(UserField::FsUniquifier)?.eq(u),
-            Lookup::TokenUniquifier(u) => match U::security_column(UserField::FsTokenUniquifier) {
-                Some(c) => c.eq(u),
-                None => col(UserField::FsUniquifier)?.eq(u),
-            },
-            Lookup::Email(e) => lower_eq(col(UserField::Email)?, e),
-            Lookup::Username(n) => lower_eq(col(UserField::Username)?, n),
-        };
         // user LEFT JOIN roles_users LEFT JOIN role, in one query.
         let link = Alias::new(self.link_table.as_str());
         let user_id = col(UserField::Id)?;
@@ -294,6 +292,170 @@ where
             }
         }
         Ok(Some(Self::to_user(first, &roles)))
+    }
+
+    /// Finds a user by email or username through the identity index. A user
+    /// the index does not know yet (written by another application) is found
+    /// by the database's case-insensitive match and then indexed; a row that
+    /// no longer matches its user is dropped.
+    async fn find_by_identity(&self, kind: Kind, raw: &str) -> Result<Option<User>, DatastoreError> {
+        let field = match kind {
+            Kind::Email => UserField::Email,
+            Kind::Username => UserField::Username,
+        };
+        let column = U::security_column(field).ok_or(DatastoreError::MissingField(field))?;
+        let id_col =
+            U::security_column(UserField::Id).ok_or(DatastoreError::MissingField(UserField::Id))?;
+        let key = kind.key(raw);
+        let matches = |u: &User| {
+            let value = match kind {
+                Kind::Email => Some(u.email.as_str()),
+                Kind::Username => u.username.as_deref(),
+            };
+            value.is_some_and(|v| kind.key(v) == key)
+        };
+        if let Some(id) = identities::owner(&self.db, kind, &key).await? {
+            match self.load_user(id_col.eq(id)).await? {
+                Some(u) if matches(&u) => return Ok(Some(u)),
+                _ => identities::forget(&self.db, kind, &key, id).await?,
+            }
+        }
+        let Some(user) = self.load_user(lower_eq(column, raw)).await? else {
+            return Ok(None);
+        };
+        if !matches(&user) {
+            return Ok(None);
+        }
+        identities::claim_if_free(&self.db, kind, &key, user.id).await?;
+        Ok(Some(user))
+    }
+
+    /// Makes `key` name `user_id` (inside the caller's transaction): a row
+    /// left by a user deleted elsewhere is dropped first; one held by another
+    /// live user is a [`DatastoreError::Conflict`].
+    async fn claim_identity<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        kind: Kind,
+        key: &str,
+        user_id: i64,
+    ) -> Result<(), DatastoreError> {
+        if let Some(owner) = identities::owner(conn, kind, key).await? {
+            if owner == user_id {
+                return Ok(());
+            }
+            let id_col = U::security_column(UserField::Id)
+                .ok_or(DatastoreError::MissingField(UserField::Id))?;
+            let alive = <U::Entity as EntityTrait>::find()
+                .filter(id_col.eq(owner))
+                .one(conn)
+                .await
+                .db()?
+                .is_some();
+            if alive {
+                return Err(DatastoreError::Conflict(format!(
+                    "{} already taken",
+                    kind.as_str()
+                )));
+            }
+            identities::forget(conn, kind, key, owner).await?;
+        }
+        identities::claim(conn, kind, key, user_id).await
+    }
+
+    /// Creates the identity index when missing and indexes every user that
+    /// lacks an email row (the first user of a key keeps it; a clash between
+    /// two existing users is logged).
+    async fn index_identities(&self) -> Result<(), DatastoreError> {
+        self.db
+            .execute(&super::migration::identity_table())
+            .await
+            .db()?;
+        let user_tbl = <U::Entity as Default>::default();
+        let manager = sea_orm_migration::SchemaManager::new(&self.db);
+        if !manager.has_table(user_tbl.table_name()).await.db()? {
+            // Not created yet (the application migrates later): nothing to index.
+            return Ok(());
+        }
+        let id_col =
+            U::security_column(UserField::Id).ok_or(DatastoreError::MissingField(UserField::Id))?;
+        let indexed = Query::select()
+            .expr(Expr::val(1))
+            .from(Alias::new(identities::TABLE))
+            .and_where(
+                Expr::col((Alias::new(identities::TABLE), Alias::new("user_id")))
+                    .equals((user_tbl, id_col)),
+            )
+            .and_where(Expr::col((Alias::new(identities::TABLE), Alias::new("kind"))).eq("email"))
+            .to_owned();
+        let models: Vec<U> = <U::Entity as EntityTrait>::find()
+            .filter(Condition::all().add(Expr::exists(indexed).not()))
+            .all(&self.db)
+            .await
+            .db()?;
+        for model in models {
+            let user = Self::to_user(model, &[]);
+            let mut names = vec![(Kind::Email, user.email.clone())];
+            names.extend(user.username.clone().map(|n| (Kind::Username, n)));
+            for (kind, value) in names {
+                if value.is_empty() {
+                    continue;
+                }
+                let key = kind.key(&value);
+                if !identities::claim_if_free(&self.db, kind, &key, user.id).await? {
+                    log::warn!(
+                        "user {} has the same {} as another user (up to case and Unicode form); \
+                         it cannot be found by it until one of them changes",
+                        user.id,
+                        kind.as_str()
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[rocket::async_trait]
+impl<U, R, UA, RA> UserDatastore for SeaOrmDatastore<U, R>
+where
+    U: SecurityUser + IntoActiveModel<UA> + FromQueryResult + Clone,
+    R: SecurityRole + IntoActiveModel<RA> + FromQueryResult + Clone,
+    U::Entity: EntityTrait<Model = U, ActiveModel = UA>,
+    R::Entity: EntityTrait<Model = R, ActiveModel = RA>,
+    UA: ActiveModelTrait<Entity = U::Entity> + ActiveModelBehavior + Send + Sync + 'static,
+    RA: ActiveModelTrait<Entity = R::Entity> + ActiveModelBehavior + Send + Sync + 'static,
+{
+    fn has_field(&self, field: UserField) -> bool {
+        U::security_column(field).is_some()
+    }
+
+    async fn prepare(&self) -> Result<(), DatastoreError> {
+        let (table, index) = super::migration::session_table();
+        self.db.execute(&table).await.db()?;
+        self.db.execute(&index).await.db()?;
+        self.index_identities().await
+    }
+
+    fn extensions(self: Arc<Self>) -> super::Extensions {
+        let mut ext = super::Extensions::default();
+        ext.insert::<dyn super::SessionStore>(self.clone());
+        ext
+    }
+
+    async fn find_user(&self, by: Lookup<'_>) -> Result<Option<User>, DatastoreError> {
+        let col = |f| U::security_column(f).ok_or(DatastoreError::MissingField(f));
+        let cond = match by {
+            Lookup::Id(id) => col(UserField::Id)?.eq(id),
+            Lookup::Uniquifier(u) => col(UserField::FsUniquifier)?.eq(u),
+            Lookup::TokenUniquifier(u) => match U::security_column(UserField::FsTokenUniquifier) {
+                Some(c) => c.eq(u),
+                None => col(UserField::FsUniquifier)?.eq(u),
+            },
+            Lookup::Email(e) => return self.find_by_identity(Kind::Email, e).await,
+            Lookup::Username(n) => return self.find_by_identity(Kind::Username, n).await,
+        };
+        self.load_user(cond).await
     }
 
     async fn create_user(&self, new: NewUser) -> Result<User, DatastoreError> {
@@ -344,38 +506,81 @@ where
             self.link(&txn, user_id, role_id).await?;
             roles.push(role);
         }
+        self.claim_identity(&txn, Kind::Email, &Kind::Email.key(&new.email), user_id)
+            .await?;
+        if let Some(name) = &new.username {
+            self.claim_identity(&txn, Kind::Username, &Kind::Username.key(name), user_id)
+                .await?;
+        }
         txn.commit().await.db()?;
         Ok(Self::to_user(model, &roles))
     }
 
-    async fn update_user(&self, user_id: i64, update: UserUpdate) -> Result<(), DatastoreError> {
-        let changes = update_columns(update);
-        let id_col =
-            U::security_column(UserField::Id).ok_or(DatastoreError::MissingField(UserField::Id))?;
+    async fn update_user(&self, user_id: i64, update: UserUpdate) -> Result<bool, DatastoreError> {
+        let col = |f| U::security_column(f).ok_or(DatastoreError::MissingField(f));
+        let id_col = col(UserField::Id)?;
+        // The stored model tells each column's Rust type (i32/i64 ids, naive
+        // or UTC datetimes); the write itself is one conditional UPDATE.
         let Some(model) = <U::Entity as EntityTrait>::find()
             .filter(id_col.eq(user_id))
             .one(&self.db)
             .await
             .db()?
         else {
-            return Ok(());
+            return Ok(false);
         };
-        let mut am: UA = model.clone().into_active_model();
+        let new_email = update.email.clone();
+        let new_username = update.username.clone();
+        let mut cond = Condition::all().add(id_col.eq(user_id));
+        if let Some(expected) = &update.expect_password {
+            let c = col(UserField::Password)?;
+            cond = cond.add(match expected {
+                Some(h) => c.eq(h.as_str()),
+                None => c.is_null(),
+            });
+        }
+        if let Some(expected) = &update.expect_email {
+            cond = cond.add(col(UserField::Email)?.eq(expected.as_str()));
+        }
+        if update.expect_unconfirmed {
+            cond = cond.add(col(UserField::ConfirmedAt)?.is_null());
+        }
+        let mut write = <U::Entity as EntityTrait>::update_many().filter(cond);
         let mut changed = false;
-        for (field, value) in changes {
+        for (field, value) in update_columns(update) {
             if let Some(c) = U::security_column(field) {
-                let v = coerce(&model.get(c), value);
-                am.set(c, v);
+                write = write.col_expr(c, Expr::value(coerce(&model.get(c), value)));
                 changed = true;
             }
         }
-        if changed {
-            if let Some(c) = U::security_column(UserField::UpdateDatetime) {
-                am.set(c, coerce(&model.get(c), Value::ChronoDateTime(Some(now()))));
-            }
-            am.update(&self.db).await.db()?;
+        if !changed {
+            return Ok(true);
         }
-        Ok(())
+        if let Some(c) = U::security_column(UserField::UpdateDatetime) {
+            write = write.col_expr(
+                c,
+                Expr::value(coerce(&model.get(c), Value::ChronoDateTime(Some(now())))),
+            );
+        }
+        let txn = self.db.begin().await.db()?;
+        if write.exec(&txn).await.db()?.rows_affected == 0 {
+            // A precondition failed: someone else used it first.
+            return Ok(false);
+        }
+        if let Some(email) = new_email {
+            identities::release(&txn, Some(Kind::Email), user_id).await?;
+            self.claim_identity(&txn, Kind::Email, &Kind::Email.key(&email), user_id)
+                .await?;
+        }
+        if let Some(name) = new_username {
+            identities::release(&txn, Some(Kind::Username), user_id).await?;
+            if let Some(name) = name {
+                self.claim_identity(&txn, Kind::Username, &Kind::Username.key(&name), user_id)
+                    .await?;
+            }
+        }
+        txn.commit().await.db()?;
+        Ok(true)
     }
 
     async fn delete_user(&self, user_id: i64) -> Result<(), DatastoreError> {
@@ -385,6 +590,7 @@ where
             .and_where(Expr::col(Alias::new("user_id")).eq(user_id))
             .to_owned();
         txn.execute(&del).await.db()?;
+        identities::release(&txn, None, user_id).await?;
         let id_col =
             U::security_column(UserField::Id).ok_or(DatastoreError::MissingField(UserField::Id))?;
         <U::Entity as EntityTrait>::delete_many()

@@ -1,0 +1,136 @@
+//! [`SessionStore`] for the SeaORM datastore: table `fs_session`.
+
+use sea_orm::sea_query::{Alias, Expr, ExprTrait, Order, Query};
+use sea_orm::{ConnectionTrait, QueryResult};
+
+use super::{DbResult, SeaOrmDatastore};
+use crate::datastore::DatastoreError;
+use crate::datastore::sessions::{SessionInfo, SessionStore};
+
+/// The table.
+pub(crate) const TABLE: &str = "fs_session";
+
+const COLUMNS: [&str; 8] = [
+    "id",
+    "user_id",
+    "created_at",
+    "last_seen_at",
+    "expires_at",
+    "remember_until",
+    "user_agent",
+    "ip",
+];
+
+fn a(name: &str) -> Alias {
+    Alias::new(name)
+}
+
+fn row(r: &QueryResult) -> Result<SessionInfo, DatastoreError> {
+    let err = |e: sea_orm::DbErr| DatastoreError::Backend(Box::new(e));
+    Ok(SessionInfo {
+        id: r.try_get_by_index(0).map_err(err)?,
+        user_id: r.try_get_by_index(1).map_err(err)?,
+        created_at: r.try_get_by_index(2).map_err(err)?,
+        last_seen_at: r.try_get_by_index(3).map_err(err)?,
+        expires_at: r.try_get_by_index(4).map_err(err)?,
+        remember_until: r.try_get_by_index(5).map_err(err)?,
+        user_agent: r.try_get_by_index(6).map_err(err)?,
+        ip: r.try_get_by_index(7).map_err(err)?,
+    })
+}
+
+fn select() -> sea_orm::sea_query::SelectStatement {
+    Query::select()
+        .columns(COLUMNS.map(a))
+        .from(a(TABLE))
+        .to_owned()
+}
+
+#[rocket::async_trait]
+impl<U, R> SessionStore for SeaOrmDatastore<U, R>
+where
+    U: Send + Sync + 'static,
+    R: Send + Sync + 'static,
+{
+    async fn create_session(&self, s: SessionInfo) -> Result<(), DatastoreError> {
+        // Records that can no longer be used go first (bounded table).
+        let ended = Query::delete()
+            .from_table(a(TABLE))
+            .and_where(Expr::col(a("expires_at")).lte(s.created_at))
+            .and_where(
+                Expr::col(a("remember_until"))
+                    .is_null()
+                    .or(Expr::col(a("remember_until")).lte(s.created_at)),
+            )
+            .to_owned();
+        self.db.execute(&ended).await.db()?;
+        let ins = Query::insert()
+            .into_table(a(TABLE))
+            .columns(COLUMNS.map(a))
+            .values([
+                s.id.into(),
+                s.user_id.into(),
+                s.created_at.into(),
+                s.last_seen_at.into(),
+                s.expires_at.into(),
+                s.remember_until.into(),
+                s.user_agent.into(),
+                s.ip.into(),
+            ])
+            .map_err(|e| DatastoreError::Backend(Box::new(e)))?
+            .to_owned();
+        self.db.execute(&ins).await.db().map(|_| ())
+    }
+
+    async fn find_session(&self, id: &str) -> Result<Option<SessionInfo>, DatastoreError> {
+        let q = select().and_where(Expr::col(a("id")).eq(id)).to_owned();
+        match self.db.query_one(&q).await.db()? {
+            Some(r) => row(&r).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    async fn touch_session(&self, id: &str, now: i64, expires_at: i64) -> Result<(), DatastoreError> {
+        let q = Query::update()
+            .table(a(TABLE))
+            .value(a("last_seen_at"), now)
+            .value(a("expires_at"), expires_at)
+            .and_where(Expr::col(a("id")).eq(id))
+            .to_owned();
+        self.db.execute(&q).await.db().map(|_| ())
+    }
+
+    async fn delete_session(&self, id: &str, user_id: Option<i64>) -> Result<bool, DatastoreError> {
+        let mut q = Query::delete()
+            .from_table(a(TABLE))
+            .and_where(Expr::col(a("id")).eq(id))
+            .to_owned();
+        if let Some(u) = user_id {
+            q.and_where(Expr::col(a("user_id")).eq(u));
+        }
+        Ok(self.db.execute(&q).await.db()?.rows_affected() > 0)
+    }
+
+    async fn user_sessions(&self, user_id: i64) -> Result<Vec<SessionInfo>, DatastoreError> {
+        let q = select()
+            .and_where(Expr::col(a("user_id")).eq(user_id))
+            .order_by(a("created_at"), Order::Desc)
+            .to_owned();
+        self.db.query_all(&q).await.db()?.iter().map(row).collect()
+    }
+
+    async fn delete_user_sessions(
+        &self,
+        user_id: i64,
+        keep: Option<&str>,
+    ) -> Result<u64, DatastoreError> {
+        let mut q = Query::delete()
+            .from_table(a(TABLE))
+            .and_where(Expr::col(a("user_id")).eq(user_id))
+            .to_owned();
+        if let Some(k) = keep {
+            q.and_where(Expr::col(a("id")).ne(k));
+        }
+        Ok(self.db.execute(&q).await.db()?.rows_affected())
+    }
+}
