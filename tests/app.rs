@@ -9,7 +9,7 @@ use flask_security_rs::entity::{role, user};
 use flask_security_rs::sea_orm::{ConnectionTrait, Database, DatabaseConnection, DbErr};
 use flask_security_rs::{
     Admin, Clock, CurrentUser, DatastoreError, LoginHook, Mailer, NewUser, SeaOrmDatastore,
-    Security, UserDatastoreExt, auth_required, permissions_required, roles_required,
+    Security, SessionId, UserDatastoreExt, auth_required, permissions_required, roles_required,
 };
 use rocket::figment::Figment;
 use rocket::response::content::RawHtml;
@@ -75,6 +75,59 @@ fn api_basic(user: CurrentUser) -> Json<Value> {
     Json(json!({"user": user.email}))
 }
 
+/// "Your devices": the caller's sessions, the current one marked.
+#[auth_required("session")]
+#[get("/api/sessions")]
+async fn my_sessions(
+    user: CurrentUser,
+    this: SessionId,
+    rocket: &rocket::State<AdminHandle>,
+) -> Result<Json<Value>, rocket::http::Status> {
+    let sessions = rocket
+        .get()?
+        .sessions(user.id)
+        .await
+        .map_err(|_| rocket::http::Status::ServiceUnavailable)?;
+    let list: Vec<Value> = sessions
+        .iter()
+        .map(|s| {
+            json!({
+                "id": s.id,
+                "current": this.0.as_deref() == Some(s.id.as_str()),
+                "user_agent": s.user_agent,
+                "remembered": s.remember_until.is_some(),
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "sessions": list })))
+}
+
+/// Signs the caller out everywhere else.
+#[auth_required("session")]
+#[post("/api/sessions/revoke-others")]
+async fn revoke_others(
+    user: CurrentUser,
+    this: SessionId,
+    rocket: &rocket::State<AdminHandle>,
+) -> Result<Json<Value>, rocket::http::Status> {
+    let n = rocket
+        .get()?
+        .revoke_sessions(user.id, this.0.as_deref())
+        .await
+        .map_err(|_| rocket::http::Status::ServiceUnavailable)?;
+    Ok(Json(json!({ "revoked": n })))
+}
+
+/// The [`Admin`] handle, filled once the app has ignited.
+#[derive(Default)]
+pub struct AdminHandle(std::sync::OnceLock<Admin>);
+
+impl AdminHandle {
+    fn get(&self) -> Result<&Admin, rocket::http::Status> {
+        self.0.get().ok_or(rocket::http::Status::ServiceUnavailable)
+    }
+}
+
 /// Settings of one test app.
 #[derive(Clone)]
 pub struct Options {
@@ -98,10 +151,18 @@ pub struct Options {
     pub clock: Clock,
     /// Login pipeline hooks.
     pub login_hooks: Vec<Arc<dyn LoginHook>>,
+    /// Create missing tables first (off for an instance on a read-only
+    /// database).
+    pub migrate: bool,
 }
 
 /// Opens the database and creates missing tables.
 pub async fn open_database(url: &str) -> Result<DatabaseConnection, DbErr> {
+    open_database_with(url, true).await
+}
+
+/// Opens the database, creating missing tables when `migrate`.
+pub async fn open_database_with(url: &str, migrate: bool) -> Result<DatabaseConnection, DbErr> {
     let mut o =
         flask_security_rs::sea_orm::ConnectOptions::new(flask_security_rs::database_url(url));
     o.sqlx_logging(false);
@@ -109,7 +170,9 @@ pub async fn open_database(url: &str) -> Result<DatabaseConnection, DbErr> {
     if db.get_database_backend() == flask_security_rs::sea_orm::DatabaseBackend::Sqlite {
         db.execute_unprepared("PRAGMA foreign_keys = ON").await?;
     }
-    flask_security_rs::migration::create_tables::<user::Entity>(&db).await?;
+    if migrate {
+        flask_security_rs::migration::create_tables::<user::Entity>(&db).await?;
+    }
     Ok(db)
 }
 
@@ -190,7 +253,7 @@ pub fn figment(opts: &Options) -> Figment {
 
 /// The whole test app.
 pub async fn build(opts: Options) -> Result<Rocket<Build>, String> {
-    let db = open_database(&opts.database_url)
+    let db = open_database_with(&opts.database_url, opts.migrate)
         .await
         .map_err(|e| format!("database: {e}"))?;
     let mut security = Security::new(SeaOrmDatastore::<user::Model, role::Model>::new(db.clone()))
@@ -202,7 +265,14 @@ pub async fn build(opts: Options) -> Result<Rocket<Build>, String> {
     }
     Ok(rocket::custom(figment(&opts))
         .manage(db)
+        .manage(AdminHandle::default())
         .attach(security)
+        .attach(rocket::fairing::AdHoc::on_ignite("admin handle", |rocket| async {
+            if let (Some(admin), Some(handle)) = (Admin::of(&rocket), rocket.state::<AdminHandle>()) {
+                let _ = handle.0.set(admin);
+            }
+            rocket
+        }))
         .mount(
             "/",
             routes![
@@ -212,7 +282,9 @@ pub async fn build(opts: Options) -> Result<Rocket<Build>, String> {
                 api_data,
                 api_data_post,
                 api_protected,
-                api_basic
+                api_basic,
+                my_sessions,
+                revoke_others
             ],
         ))
 }

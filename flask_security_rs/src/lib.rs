@@ -165,11 +165,13 @@ pub fn database_url(url: &str) -> String {
         .map(|p| format!("/{p}"))
         .or_else(|| url.strip_prefix("sqlite://").map(String::from));
     let path = path.unwrap_or_else(|| url.to_string());
-    let path = path.split('?').next().unwrap_or("").to_string();
+    let (path, query) = path.split_once('?').unwrap_or((&path, ""));
     if path == ":memory:" || path.is_empty() {
         return "sqlite::memory:".into();
     }
-    format!("sqlite://{path}?mode=rwc")
+    // Options given (`mode=ro`, say) are kept; else the file is created.
+    let query = if query.is_empty() { "mode=rwc" } else { query };
+    format!("sqlite://{path}?{query}")
 }
 
 /// The kernel configuration in force on a Rocket with the `Security` fairing.

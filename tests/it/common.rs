@@ -45,6 +45,8 @@ pub struct App {
     pub client: Client,
     pub sink: SmtpSink,
     pub clock: Clock,
+    /// What the app was built with (for a second instance on its database).
+    pub options: fs_tests::app::Options,
 }
 
 pub struct Setup {
@@ -65,6 +67,7 @@ pub async fn setup() -> Setup {
         extra: None,
         clock: Clock::new(),
         login_hooks: Vec::new(),
+        migrate: true,
     };
     Setup { opts, sink }
 }
@@ -84,12 +87,14 @@ pub async fn app() -> App {
 
 pub async fn app_with(s: Setup, f: impl FnOnce(Rocket<Build>) -> Rocket<Build>) -> App {
     let clock = s.opts.clock.clone();
+    let options = s.opts.clone();
     let rocket = f(rocket_for(s.opts).await);
     let client = Client::tracked(rocket).await.expect("valid rocket");
     App {
         client,
         sink: s.sink,
         clock,
+        options,
     }
 }
 
@@ -278,6 +283,15 @@ pub fn location(resp: &LocalResponse<'_>) -> (String, Vec<(String, String)>) {
 }
 
 // ---- Helpers for the account-lifecycle tests (recoverable, changeable, ...) ----
+
+/// A second instance of `app`: same options and database, its own client
+/// (cookie jar) and mail sink.
+pub async fn another_instance(app: &App) -> App {
+    let sink = SmtpSink::start().await;
+    let mut opts = app.options.clone();
+    opts.mailer = Arc::new(SmtpMailer::plain("127.0.0.1", sink.port()));
+    app_with(Setup { opts, sink }, |r| r).await
+}
 
 /// Two "browsers" (separate clients and cookie jars) on one database and one
 /// clock, each with its own mail sink; `s` configures both.

@@ -63,8 +63,10 @@ async fn load(state: &SecurityState, by: Lookup<'_>) -> Result<Option<User>, Una
 const TOUCH_EVERY: i64 = 60;
 
 /// The live server-side record `sid` names, marked used at most once a
-/// minute (which slides its end); `None` when it was revoked or has ended.
+/// minute (which slides its end, and the cookie's: the session cookie is sent
+/// again); `None` when it was revoked or has ended.
 async fn live_record(
+    req: &Request<'_>,
     state: &SecurityState,
     sid: &str,
     by_remember: bool,
@@ -83,6 +85,9 @@ async fn live_record(
         let end = now + state.config.permanent_session_lifetime;
         if let Err(e) = store.touch_session(&id, now, end).await {
             return Err(unavailable("updating the session", &e));
+        }
+        if !by_remember {
+            session::refresh(req);
         }
     }
     Ok(Some(record))
@@ -115,7 +120,7 @@ async fn find_session_user(
     if let Some(uid) = sess.user_id {
         let record = match (&state.sessions, &sess.sid) {
             (None, _) => None,
-            (Some(_), Some(sid)) => match live_record(state, sid, false).await? {
+            (Some(_), Some(sid)) => match live_record(req, state, sid, false).await? {
                 Some(r) => Some(r),
                 None => {
                     end_session(req);
@@ -143,7 +148,7 @@ async fn find_session_user(
         // Without a live record (logged out, revoked, or a cookie without a
         // session id) the remember cookie is void.
         let live = match &sid {
-            Some(sid) => live_record(state, sid, true).await?.is_some(),
+            Some(sid) => live_record(req, state, sid, true).await?.is_some(),
             None => false,
         };
         if !live {

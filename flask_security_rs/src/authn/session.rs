@@ -108,6 +108,21 @@ pub(crate) fn update<T>(req: &Request<'_>, f: impl FnOnce(&mut SessionData) -> T
     out
 }
 
+/// Sends the session cookie again with a new issue time: a session in use
+/// stays alive (`permanent_session_lifetime` counts idle time), as its
+/// server-side record does.
+pub(crate) fn refresh(req: &Request<'_>) {
+    let cache = cached(req);
+    let mut guard = match cache.0.lock() {
+        Ok(g) => g,
+        Err(poisoned) => poisoned.into_inner(),
+    };
+    if let Some(state) = SecurityState::of(req) {
+        guard.issued_at = Some(state.clock.now_secs());
+    }
+    write(req, &guard);
+}
+
 fn write(req: &Request<'_>, data: &SessionData) {
     if data.is_empty() {
         expire(req, SESSION_COOKIE);

@@ -363,14 +363,10 @@ where
         identities::claim(conn, kind, key, user_id).await
     }
 
-    /// Creates the identity index when missing and indexes every user that
+    /// Indexes every user that
     /// lacks an email row (the first user of a key keeps it; a clash between
     /// two existing users is logged).
     async fn index_identities(&self) -> Result<(), DatastoreError> {
-        self.db
-            .execute(&super::migration::identity_table())
-            .await
-            .db()?;
         let user_tbl = <U::Entity as Default>::default();
         let manager = sea_orm_migration::SchemaManager::new(&self.db);
         if !manager.has_table(user_tbl.table_name()).await.db()? {
@@ -431,9 +427,19 @@ where
     }
 
     async fn prepare(&self) -> Result<(), DatastoreError> {
-        let (table, index) = super::migration::session_table();
-        self.db.execute(&table).await.db()?;
-        self.db.execute(&index).await.db()?;
+        // Only what is missing is created: a read-only replica starts too.
+        let manager = sea_orm_migration::SchemaManager::new(&self.db);
+        if !manager.has_table(sessions::TABLE).await.db()? {
+            let (table, index) = super::migration::session_table();
+            self.db.execute(&table).await.db()?;
+            self.db.execute(&index).await.db()?;
+        }
+        if !manager.has_table(identities::TABLE).await.db()? {
+            self.db
+                .execute(&super::migration::identity_table())
+                .await
+                .db()?;
+        }
         self.index_identities().await
     }
 
