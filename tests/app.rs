@@ -154,6 +154,9 @@ pub struct Options {
     /// Create missing tables first (off for an instance on a read-only
     /// database).
     pub migrate: bool,
+    /// The outbox queue (tests sharing one PostgreSQL database each use
+    /// their own, so each app delivers its own mails to its own sink).
+    pub outbox_queue: String,
 }
 
 /// Opens the database and creates missing tables.
@@ -256,7 +259,9 @@ pub async fn build(opts: Options) -> Result<Rocket<Build>, String> {
     let db = open_database_with(&opts.database_url, opts.migrate)
         .await
         .map_err(|e| format!("database: {e}"))?;
-    let mut security = Security::new(SeaOrmDatastore::<user::Model, role::Model>::new(db.clone()))
+    let datastore = SeaOrmDatastore::<user::Model, role::Model>::new(db.clone())
+        .with_outbox_queue(opts.outbox_queue.clone());
+    let mut security = Security::new(datastore)
         .shared_mailer(opts.mailer.clone())
         .clock(opts.clock.clone())
         .seed(seed);

@@ -201,8 +201,18 @@ pub mod smtp {
                 .expect("SmtpSink: cannot bind a port on 127.0.0.1")
         }
 
+        /// Start a sink on `127.0.0.1:port` (a mail server coming back on
+        /// the port the app was configured with).
+        pub async fn start_on(port: u16) -> io::Result<SmtpSink> {
+            SmtpSink::spawn_on(Mode::Deliver, port).await
+        }
+
         async fn spawn(mode: Mode) -> io::Result<SmtpSink> {
-            let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
+            SmtpSink::spawn_on(mode, 0).await
+        }
+
+        async fn spawn_on(mode: Mode, port: u16) -> io::Result<SmtpSink> {
+            let listener = TcpListener::bind(("127.0.0.1", port)).await?;
             let addr = listener.local_addr()?;
             let shared = Arc::new(Shared {
                 mails: Mutex::new(Vec::new()),

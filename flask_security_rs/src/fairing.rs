@@ -201,6 +201,7 @@ impl Security {
             );
         }
         let mail: MailConfig = config::extract(figment).map_err(err)?;
+        mail.validate().map_err(err)?;
         let messages = Catalogue::from_figment(figment).map_err(err)?;
 
         let mut setup = Setup::new(figment, &config, Hooks::new(self.login_hooks.clone()));
@@ -239,17 +240,31 @@ impl Security {
             config.hash_concurrency(),
             std::time::Duration::from_secs_f64(config.password_hash_queue_timeout),
         );
+        let extensions = self.datastore.clone().extensions();
         let state = SecurityState {
             policy: PasswordPolicy::new(&config),
             keys: config.signing_keys(),
             default_mechanisms: Mechanism::mask(&config.api_enabled_methods),
             config,
             datastore: self.datastore.clone(),
-            sessions: self
-                .datastore
-                .clone()
-                .extensions()
-                .get::<dyn crate::datastore::SessionStore>(),
+            sessions: extensions.get::<dyn crate::datastore::SessionStore>(),
+            outbox: extensions
+                .get::<dyn crate::datastore::OutboxStore>()
+                .map(|store| {
+                    crate::mail::outbox::Outbox::new(
+                        store,
+                        crate::mail::outbox::Settings {
+                            send_timeout: std::time::Duration::from_secs_f64(
+                                mail.mail_send_timeout,
+                            ),
+                            max_attempts: mail.mail_max_attempts,
+                            retry_delay: mail.mail_retry_delay,
+                            poll_interval: std::time::Duration::from_secs_f64(
+                                mail.mail_outbox_poll_interval,
+                            ),
+                        },
+                    )
+                }),
             passwords,
             mailer,
             clock: self.clock.clone(),
@@ -287,7 +302,7 @@ impl Fairing for Security {
     fn info(&self) -> Info {
         Info {
             name: "Flask-Security",
-            kind: Kind::Ignite | Kind::Request | Kind::Singleton,
+            kind: Kind::Ignite | Kind::Liftoff | Kind::Request | Kind::Singleton,
         }
     }
 
@@ -332,6 +347,19 @@ impl Fairing for Security {
             return Err(rocket);
         }
         Ok(rocket)
+    }
+
+    async fn on_liftoff(&self, rocket: &Rocket<rocket::Orbit>) {
+        let Some(state) = rocket.state::<SecurityState>() else {
+            return;
+        };
+        if let Some(outbox) = state.outbox.clone() {
+            let shutdown = rocket.shutdown();
+            let (mailer, clock) = (state.mailer.clone(), state.clock.clone());
+            rocket::tokio::spawn(outbox.run(mailer, clock, async move {
+                shutdown.await;
+            }));
+        }
     }
 
     async fn on_request(&self, req: &mut Request<'_>, data: &mut Data<'_>) {

@@ -104,8 +104,8 @@ pub use config::{
     RedirectBehavior, SameSite, Secret, SecurityConfig,
 };
 pub use datastore::{
-    Admin, BoxError, DatastoreError, Extensions, Lookup, NewUser, Role, SeaOrmDatastore,
-    SessionInfo, SessionStore, User, UserDatastore, UserDatastoreExt, UserUpdate, entity,
+    Admin, BoxError, DatastoreError, Extensions, Lookup, NewUser, OutboxStore, QueuedMail, Role,
+    SeaOrmDatastore, SessionInfo, SessionStore, User, UserDatastore, UserDatastoreExt, UserUpdate, entity,
     migration,
 };
 pub use fairing::Security;

@@ -59,6 +59,8 @@ pub(crate) struct SecurityState {
     pub passwords: Passwords,
     pub policy: PasswordPolicy,
     pub mailer: Arc<dyn Mailer>,
+    /// The mail outbox, when the datastore offers one.
+    pub outbox: Option<crate::mail::outbox::Outbox>,
     pub clock: Clock,
     pub messages: Catalogue,
     pub templates: Templates,
@@ -104,6 +106,7 @@ impl SecurityState {
         Admin::new(
             self.datastore.clone(),
             self.sessions.clone(),
+            self.outbox.as_ref().map(|o| o.store.clone()),
             self.passwords.clone(),
             self.clock.clone(),
         )

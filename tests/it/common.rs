@@ -68,6 +68,7 @@ pub async fn setup() -> Setup {
         clock: Clock::new(),
         login_hooks: Vec::new(),
         migrate: true,
+        outbox_queue: uuid(),
     };
     Setup { opts, sink }
 }
@@ -220,6 +221,8 @@ impl App {
     }
 
     pub async fn mail(&self, to: &str, subject: &str) -> SentMail {
+        // Delivered first, so the newest match is the latest mail queued.
+        self.settle_mail().await;
         self.sink
             .wait_for(to, subject, Duration::from_secs(10))
             .await
@@ -290,6 +293,7 @@ pub async fn another_instance(app: &App) -> App {
     let sink = SmtpSink::start().await;
     let mut opts = app.options.clone();
     opts.mailer = Arc::new(SmtpMailer::plain("127.0.0.1", sink.port()));
+    opts.outbox_queue = uuid();
     app_with(Setup { opts, sink }, |r| r).await
 }
 
@@ -299,6 +303,7 @@ pub async fn twin_apps(s: Setup) -> (App, App) {
     let sink2 = SmtpSink::start().await;
     let mut opts2 = s.opts.clone();
     opts2.mailer = Arc::new(SmtpMailer::plain("127.0.0.1", sink2.port()));
+    opts2.outbox_queue = uuid();
     let a = app_with(s, |r| r).await;
     let b = app_with(
         Setup {
@@ -345,9 +350,24 @@ impl App {
         s
     }
 
-    /// Every mail the sink has received so far.
+    /// Every mail the sink has received so far, once this app's outbox has
+    /// nothing left to deliver (so "no mail" really means none was queued).
     pub async fn all_mail(&self) -> Vec<SentMail> {
+        self.settle_mail().await;
         self.sink.messages().await
+    }
+
+    /// Waits (up to 10 s) until this app's outbox is empty.
+    pub async fn settle_mail(&self) {
+        let admin = flask_security_rs::Admin::of(self.client.rocket()).expect("admin");
+        for _ in 0..400 {
+            match admin.pending_mails().await {
+                Ok(0) => return,
+                Ok(_) => tokio::time::sleep(Duration::from_millis(25)).await,
+                Err(e) => panic!("outbox: {e}"),
+            }
+        }
+        panic!("the outbox still has mail after 10 s");
     }
 }
 

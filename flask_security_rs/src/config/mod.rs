@@ -263,8 +263,8 @@ impl Default for CsrfCookie {
 }
 
 /// Outgoing mail settings (Flask-Mail's `MAIL_*` keys, lower-cased, in the
-/// same `security` table).
-#[derive(Debug, Clone, Default, Deserialize)]
+/// same `security` table), and the outbox's delivery settings.
+#[derive(Debug, Clone, Deserialize)]
 #[serde(default)]
 pub struct MailConfig {
     /// SMTP host; when unset mails are written to the console. _Default:_ unset.
@@ -279,6 +279,55 @@ pub struct MailConfig {
     pub mail_username: Option<String>,
     /// SMTP password. _Default:_ unset.
     pub mail_password: Option<Secret>,
+    /// Seconds one delivery attempt may take, connecting included, before it
+    /// counts as failed. _Default:_ `30`.
+    pub mail_send_timeout: f64,
+    /// Delivery attempts before a mail becomes a dead letter. _Default:_ `8`.
+    pub mail_max_attempts: u32,
+    /// Seconds before the first retry; each further retry waits twice as
+    /// long (at most an hour). _Default:_ `10`.
+    pub mail_retry_delay: i64,
+    /// Seconds between looks at the outbox when nothing wakes the sender
+    /// (retries, mails queued by other instances). _Default:_ `2`.
+    pub mail_outbox_poll_interval: f64,
+}
+
+impl Default for MailConfig {
+    fn default() -> Self {
+        MailConfig {
+            mail_server: None,
+            mail_port: None,
+            mail_use_tls: false,
+            mail_use_ssl: false,
+            mail_username: None,
+            mail_password: None,
+            mail_send_timeout: 30.0,
+            mail_max_attempts: 8,
+            mail_retry_delay: 10,
+            mail_outbox_poll_interval: 2.0,
+        }
+    }
+}
+
+impl MailConfig {
+    /// Checks the delivery settings.
+    pub(crate) fn validate(&self) -> Result<(), ConfigError> {
+        for (key, v) in [
+            ("mail_send_timeout", self.mail_send_timeout),
+            ("mail_outbox_poll_interval", self.mail_outbox_poll_interval),
+        ] {
+            if !(v.is_finite() && v > 0.0) {
+                return Err(ConfigError::new(key, "must be a positive number of seconds"));
+            }
+        }
+        if self.mail_max_attempts == 0 {
+            return Err(ConfigError::new("mail_max_attempts", "must be at least 1"));
+        }
+        if self.mail_retry_delay < 1 {
+            return Err(ConfigError::new("mail_retry_delay", "must be at least 1 second"));
+        }
+        Ok(())
+    }
 }
 
 /// The kernel's settings: secrets, passwords, tokens, sessions, cookies, CSRF,

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use rocket::{Phase, Rocket};
 
+use super::outbox::{OutboxStore, QueuedMail};
 use super::sessions::{SessionInfo, SessionStore};
 use super::{
     DatastoreError, Lookup, NewUser, Role, User, UserDatastore, UserUpdate, new_uniquifier,
@@ -132,6 +133,7 @@ async fn existing_role<D: UserDatastore + ?Sized>(
 pub struct Admin {
     datastore: Arc<dyn UserDatastore>,
     sessions: Option<Arc<dyn SessionStore>>,
+    outbox: Option<Arc<dyn OutboxStore>>,
     passwords: Passwords,
     clock: Clock,
 }
@@ -152,15 +154,49 @@ impl Admin {
     pub(crate) fn new(
         datastore: Arc<dyn UserDatastore>,
         sessions: Option<Arc<dyn SessionStore>>,
+        outbox: Option<Arc<dyn OutboxStore>>,
         passwords: Passwords,
         clock: Clock,
     ) -> Self {
         Admin {
             datastore,
             sessions,
+            outbox,
             passwords,
             clock,
         }
+    }
+
+    fn outbox(&self) -> Result<&dyn OutboxStore, DatastoreError> {
+        self.outbox
+            .as_deref()
+            .ok_or(DatastoreError::Unsupported("a mail outbox"))
+    }
+
+    /// Mails that stopped being retried after `mail_max_attempts` failures
+    /// (each was logged), oldest first, with their last error.
+    ///
+    /// # Errors
+    /// When the datastore fails or has no outbox.
+    pub async fn dead_mails(&self) -> Result<Vec<QueuedMail>, DatastoreError> {
+        self.outbox()?.dead_mails().await
+    }
+
+    /// Queues a dead mail again, with a fresh count of attempts; whether it
+    /// was dead.
+    ///
+    /// # Errors
+    /// When the datastore fails or has no outbox.
+    pub async fn retry_mail(&self, id: i64) -> Result<bool, DatastoreError> {
+        self.outbox()?.revive(id, self.clock.now_secs()).await
+    }
+
+    /// How many mails wait for delivery (dead letters not counted).
+    ///
+    /// # Errors
+    /// When the datastore fails or has no outbox.
+    pub async fn pending_mails(&self) -> Result<u64, DatastoreError> {
+        self.outbox()?.pending().await
     }
 
     fn session_store(&self) -> Result<&dyn SessionStore, DatastoreError> {

@@ -13,6 +13,7 @@ pub fn migrations() -> Vec<Box<dyn MigrationTrait>> {
         Box::new(CreateFsqlaV3),
         Box::new(CreateIdentityIndex),
         Box::new(CreateSessionTable),
+        Box::new(CreateOutboxTable),
     ]
 }
 
@@ -258,6 +259,65 @@ impl MigrationTrait for CreateSessionTable {
             .drop_table(
                 Table::drop()
                     .table(Alias::new("fs_session"))
+                    .if_exists()
+                    .to_owned(),
+            )
+            .await
+    }
+}
+
+/// `fs_outbox`: mails waiting for delivery, and dead letters (see
+/// [`crate::datastore::OutboxStore`]).
+pub struct CreateOutboxTable;
+
+impl MigrationName for CreateOutboxTable {
+    fn name(&self) -> &str {
+        "m20261201_000004_fs_outbox"
+    }
+}
+
+/// The statement creating `fs_outbox` (also run by the datastore at start).
+pub(crate) fn outbox_table() -> TableCreateStatement {
+    Table::create()
+        .table(Alias::new("fs_outbox"))
+        .if_not_exists()
+        .col(
+            ColumnDef::new(Alias::new("id"))
+                .big_integer()
+                .not_null()
+                .auto_increment()
+                .primary_key(),
+        )
+        .col(ColumnDef::new(Alias::new("sender")).text().not_null())
+        .col(ColumnDef::new(Alias::new("recipient")).text().not_null())
+        .col(ColumnDef::new(Alias::new("subject")).text().not_null())
+        .col(ColumnDef::new(Alias::new("body_text")).text().not_null())
+        .col(ColumnDef::new(Alias::new("body_html")).text().null())
+        .col(bigint("created_at").not_null())
+        .col(bigint("next_attempt_at").not_null())
+        .col(bigint("claimed_until").null())
+        .col(ColumnDef::new(Alias::new("attempts")).integer().not_null())
+        .col(ColumnDef::new(Alias::new("last_error")).text().null())
+        .col(string("state", 8).not_null())
+        .col(
+            string("queue", 64)
+                .not_null()
+                .default(Expr::val("default")),
+        )
+        .to_owned()
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for CreateOutboxTable {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager.create_table(outbox_table()).await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .drop_table(
+                Table::drop()
+                    .table(Alias::new("fs_outbox"))
                     .if_exists()
                     .to_owned(),
             )

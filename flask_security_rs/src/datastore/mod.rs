@@ -14,6 +14,7 @@ mod admin;
 pub mod entity;
 pub mod migration;
 pub(crate) mod model;
+pub(crate) mod outbox;
 mod seaorm;
 pub(crate) mod sessions;
 
@@ -26,6 +27,7 @@ use chrono::NaiveDateTime;
 pub use admin::{Admin, UserDatastoreExt};
 pub use model::{ColumnOf, RoleField, SecurityRole, SecurityUser, UserField};
 pub use seaorm::SeaOrmDatastore;
+pub use outbox::{OutboxStore, QueuedMail};
 pub use sessions::{SessionInfo, SessionStore};
 
 /// A boxed error from a datastore's backend.
@@ -184,6 +186,34 @@ impl User {
         self.model.downcast_ref::<M>()
     }
 
+    /// The user `new` will be once created (no id yet, an empty payload):
+    /// what the mails queued with its creation are rendered about.
+    pub(crate) fn prospective(new: &NewUser) -> User {
+        User {
+            id: 0,
+            email: new.email.clone(),
+            username: new.username.clone(),
+            password: new.password_hash.clone(),
+            active: new.active,
+            fs_uniquifier: new.fs_uniquifier.clone().unwrap_or_default(),
+            fs_token_uniquifier: None,
+            confirmed_at: new.confirmed_at,
+            current_login_at: None,
+            current_login_ip: None,
+            login_count: None,
+            tf_primary_method: None,
+            tf_totp_secret: None,
+            tf_phone_number: None,
+            us_totp_secrets: None,
+            us_phone_number: None,
+            fs_webauthn_user_handle: None,
+            mf_recovery_codes: None,
+            roles: Vec::new(),
+            payload: serde_json::Map::new(),
+            model: Arc::new(()),
+        }
+    }
+
     /// The uid auth tokens carry.
     pub fn token_uniquifier(&self) -> &str {
         self.fs_token_uniquifier
@@ -232,6 +262,10 @@ pub struct NewUser {
     pub confirmed_at: Option<NaiveDateTime>,
     /// Names of existing roles to give the user.
     pub roles: Vec<String>,
+    /// `fs_uniquifier` to use (a fresh one when unset).
+    pub fs_uniquifier: Option<String>,
+    /// Mails to queue in the same transaction (see [`OutboxStore`]).
+    pub mails: Vec<crate::mail::Email>,
 }
 
 impl NewUser {
@@ -336,6 +370,8 @@ pub struct UserUpdate {
     pub expect_email: Option<String>,
     /// Precondition: the email is not confirmed yet.
     pub expect_unconfirmed: bool,
+    /// Mails to queue in the same transaction (see [`OutboxStore`]).
+    pub mails: Vec<crate::mail::Email>,
 }
 
 impl UserUpdate {

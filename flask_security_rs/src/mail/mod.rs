@@ -12,8 +12,11 @@ use crate::config::MailConfig;
 use crate::datastore::User;
 use crate::http::Ctx;
 
-/// One mail, rendered.
-#[derive(Debug, Clone)]
+pub(crate) mod outbox;
+
+/// One mail, rendered. Its `Debug` leaves the bodies out: they hold links
+/// that sign in or reset a password.
+#[derive(Clone, PartialEq, Eq)]
 pub struct Email {
     /// Sender.
     pub from: String,
@@ -25,6 +28,16 @@ pub struct Email {
     pub text: String,
     /// HTML body.
     pub html: Option<String>,
+}
+
+impl std::fmt::Debug for Email {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Email")
+            .field("from", &self.from)
+            .field("to", &self.to)
+            .field("subject", &self.subject)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Why a mail was not sent.
@@ -43,12 +56,18 @@ pub enum MailError {
 }
 
 /// Sends mail (Flask-Security's `MailUtil`). Implement it to use another
-/// transport; the library awaits `send` before answering the request.
+/// transport. With an outbox (the SeaORM datastore has one), `send` is
+/// called by a background sender, with a time limit and retries; else during
+/// the request.
 #[rocket::async_trait]
 pub trait Mailer: Send + Sync + 'static {
     /// Delivers `mail`.
     async fn send(&self, mail: Email) -> Result<(), MailError>;
 }
+
+/// How long the SMTP client waits to connect and for each reply. (The
+/// outbox also bounds a whole delivery: `mail_send_timeout`.)
+const COMMAND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// SMTP through lettre: plain, STARTTLS or implicit TLS.
 pub struct SmtpMailer {
@@ -67,6 +86,7 @@ impl SmtpMailer {
         SmtpMailer {
             transport: AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host)
                 .port(port)
+                .timeout(Some(COMMAND_TIMEOUT))
                 .build(),
         }
     }
@@ -90,7 +110,9 @@ impl SmtpMailer {
         } else {
             25
         };
-        builder = builder.port(cfg.mail_port.unwrap_or(default_port));
+        builder = builder
+            .port(cfg.mail_port.unwrap_or(default_port))
+            .timeout(Some(COMMAND_TIMEOUT));
         if let (Some(user), Some(pass)) = (&cfg.mail_username, &cfg.mail_password) {
             builder =
                 builder.credentials(Credentials::new(user.clone(), pass.expose().to_string()));
@@ -179,8 +201,9 @@ fn user_context(user: &User, context: &mut Context) {
     context.insert("user", user.security_payload());
 }
 
-/// Renders and sends `mail`, logging a failure; whether it went out.
-pub(crate) async fn send(ctx: &Ctx<'_>, mail: Outgoing<'_>) -> bool {
+/// Renders `mail` after every feature added to its context; `None` (logged)
+/// when a template fails.
+pub(crate) async fn render(ctx: &Ctx<'_>, mail: Outgoing<'_>) -> Option<Email> {
     let Outgoing {
         to,
         subject,
@@ -195,25 +218,70 @@ pub(crate) async fn send(ctx: &Ctx<'_>, mail: Outgoing<'_>) -> bool {
         }
     }
     let state = ctx.state;
-    let (text, html) = match state.templates.render_email(template, &context) {
-        Ok(parts) => parts,
+    match state.templates.render_email(template, &context) {
+        Ok((text, html)) => Some(Email {
+            from: state.config.email_sender.clone(),
+            to: to.to_string(),
+            subject: subject.to_string(),
+            text,
+            html,
+        }),
         Err(e) => {
             log::error!("rendering the {template} mail failed: {e}");
-            return false;
+            None
         }
-    };
-    let email = Email {
-        from: state.config.email_sender.clone(),
-        to: to.to_string(),
-        subject: subject.to_string(),
-        text,
-        html,
-    };
-    match state.mailer.send(email).await {
-        Ok(()) => true,
-        Err(e) => {
-            log::error!("sending the {template} mail failed: {e}");
-            false
+    }
+}
+
+/// Renders `mail` and hands it over for delivery (see [`deliver`]); whether
+/// it was accepted.
+pub(crate) async fn send(ctx: &Ctx<'_>, mail: Outgoing<'_>) -> bool {
+    match render(ctx, mail).await {
+        Some(email) => deliver(ctx.state, vec![email]).await,
+        None => false,
+    }
+}
+
+/// Hands rendered mails over: into the outbox, for the background sender
+/// (no request waits on SMTP), or, when the datastore has no outbox, to the
+/// mailer right away. Whether they were accepted (failures are logged).
+pub(crate) async fn deliver(state: &crate::state::SecurityState, mails: Vec<Email>) -> bool {
+    if mails.is_empty() {
+        return true;
+    }
+    match &state.outbox {
+        Some(outbox) => match outbox.store.enqueue(&mails, state.clock.now_secs()).await {
+            Ok(()) => {
+                outbox.wake();
+                true
+            }
+            Err(e) => {
+                log::error!("queueing mail failed: {e}");
+                false
+            }
+        },
+        None => {
+            let mut all = true;
+            for mail in mails {
+                let to = mail.to.clone();
+                if let Err(e) = state.mailer.send(mail).await {
+                    log::error!("sending mail to {to} failed: {e}");
+                    all = false;
+                }
+            }
+            all
+        }
+    }
+}
+
+/// After a write that carried `mails` (queued in its transaction when there
+/// is an outbox): wakes the sender, or sends them now when there is none.
+pub(crate) async fn written(state: &crate::state::SecurityState, mails: Vec<Email>) {
+    match &state.outbox {
+        Some(outbox) if !mails.is_empty() => outbox.wake(),
+        Some(_) => {}
+        None => {
+            deliver(state, mails).await;
         }
     }
 }

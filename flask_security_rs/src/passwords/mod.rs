@@ -121,23 +121,26 @@ pub(crate) async fn verify_hash_async(hash: &str, data: &str) -> bool {
 
 /// Stores a new password and a new `fs_uniquifier` (ending every session,
 /// token and outstanding link of the user), provided the stored password is
-/// still the one `user` was loaded with; the updated user.
+/// still the one `user` was loaded with; `mails` (a notice) are queued in
+/// the same write. The updated user.
 pub(crate) async fn store_password(
     state: &crate::state::SecurityState,
     user: crate::datastore::User,
     password: &str,
+    mails: Vec<crate::mail::Email>,
 ) -> Result<crate::datastore::User, HashFailure> {
     use crate::datastore::{UserUpdate, new_uniquifier};
     let hash = state.passwords.hash(password).await?;
     let uniq = new_uniquifier();
     // Only over the password the caller was checked against: of a reset and
     // a change racing from the same password, exactly one applies.
-    let update = UserUpdate::new()
+    let mut update = UserUpdate::new()
         .password_hash(hash.clone())
         .uniquifier(uniq.clone())
         .if_password(user.password.as_deref());
+    update.mails = mails.clone();
     match state.datastore.update_user(user.id, update).await {
-        Ok(true) => {}
+        Ok(true) => crate::mail::written(state, mails).await,
         Ok(false) => return Err(HashFailure::Stale),
         Err(e) => {
             log::error!("storing the new password failed: {e}");

@@ -12,6 +12,7 @@ use sea_orm::{
 };
 
 mod identities;
+mod outbox;
 mod sessions;
 
 use identities::Kind;
@@ -93,6 +94,7 @@ fn update_columns(u: UserUpdate) -> Vec<(UserField, Value)> {
 pub struct SeaOrmDatastore<U, R> {
     db: DatabaseConnection,
     link_table: String,
+    outbox_queue: String,
     _models: PhantomData<fn() -> (U, R)>,
 }
 
@@ -102,6 +104,7 @@ impl<U, R> SeaOrmDatastore<U, R> {
         SeaOrmDatastore {
             db,
             link_table: "roles_users".into(),
+            outbox_queue: "default".into(),
             _models: PhantomData,
         }
     }
@@ -109,6 +112,14 @@ impl<U, R> SeaOrmDatastore<U, R> {
     /// Uses another name for the user-role link table.
     pub fn with_link_table(mut self, name: impl Into<String>) -> Self {
         self.link_table = name.into();
+        self
+    }
+
+    /// Uses the outbox queue `name` (default `"default"`): instances of one
+    /// application share a queue, so any of them delivers what another
+    /// queued; separate applications on one database use separate queues.
+    pub fn with_outbox_queue(mut self, name: impl Into<String>) -> Self {
+        self.outbox_queue = name.into();
         self
     }
 
@@ -434,6 +445,12 @@ where
             self.db.execute(&table).await.db()?;
             self.db.execute(&index).await.db()?;
         }
+        if !manager.has_table(outbox::TABLE).await.db()? {
+            self.db
+                .execute(&super::migration::outbox_table())
+                .await
+                .db()?;
+        }
         if !manager.has_table(identities::TABLE).await.db()? {
             self.db
                 .execute(&super::migration::identity_table())
@@ -446,6 +463,7 @@ where
     fn extensions(self: Arc<Self>) -> super::Extensions {
         let mut ext = super::Extensions::default();
         ext.insert::<dyn super::SessionStore>(self.clone());
+        ext.insert::<dyn super::OutboxStore>(self.clone());
         ext
     }
 
@@ -482,7 +500,11 @@ where
         set(UserField::Active, Value::Bool(Some(new.active)));
         set(
             UserField::FsUniquifier,
-            Value::String(Some(super::new_uniquifier())),
+            Value::String(Some(
+                new.fs_uniquifier
+                    .clone()
+                    .unwrap_or_else(super::new_uniquifier),
+            )),
         );
         set(
             UserField::FsTokenUniquifier,
@@ -518,11 +540,16 @@ where
             self.claim_identity(&txn, Kind::Username, &Kind::Username.key(name), user_id)
                 .await?;
         }
+        outbox::insert(&txn, &self.outbox_queue, &new.mails, stamp.and_utc().timestamp()).await?;
         txn.commit().await.db()?;
         Ok(Self::to_user(model, &roles))
     }
 
-    async fn update_user(&self, user_id: i64, update: UserUpdate) -> Result<bool, DatastoreError> {
+    async fn update_user(
+        &self,
+        user_id: i64,
+        mut update: UserUpdate,
+    ) -> Result<bool, DatastoreError> {
         let col = |f| U::security_column(f).ok_or(DatastoreError::MissingField(f));
         let id_col = col(UserField::Id)?;
         // The stored model tells each column's Rust type (i32/i64 ids, naive
@@ -537,6 +564,7 @@ where
         };
         let new_email = update.email.clone();
         let new_username = update.username.clone();
+        let mails = std::mem::take(&mut update.mails);
         let mut cond = Condition::all().add(id_col.eq(user_id));
         if let Some(expected) = &update.expect_password {
             let c = col(UserField::Password)?;
@@ -560,6 +588,9 @@ where
             }
         }
         if !changed {
+            if !mails.is_empty() {
+                outbox::insert(&self.db, &self.outbox_queue, &mails, now().and_utc().timestamp()).await?;
+            }
             return Ok(true);
         }
         if let Some(c) = U::security_column(UserField::UpdateDatetime) {
@@ -585,6 +616,7 @@ where
                     .await?;
             }
         }
+        outbox::insert(&txn, &self.outbox_queue, &mails, now().and_utc().timestamp()).await?;
         txn.commit().await.db()?;
         Ok(true)
     }

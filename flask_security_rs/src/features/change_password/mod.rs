@@ -130,7 +130,18 @@ async fn change_post(
     };
     // Rotating the uniquifier ends every other session and token; this one is
     // signed in again right away.
-    let user = match store_password(ctx.state, user.clone(), &new).await {
+    let mut notice = Vec::new();
+    if cfg.send_password_change_email {
+        let mail = Outgoing {
+            to: &user.email,
+            subject: &cfg.email_subject_password_change_notice,
+            template: "change_notice",
+            context: Context::new(),
+            about: Some(&user),
+        };
+        notice.extend(mail::render(&ctx, mail).await);
+    }
+    let user = match store_password(ctx.state, user.clone(), &new, notice).await {
         Ok(u) => u,
         Err(HashFailure::Busy) => return Ok(Reply::busy(ctx.state.passwords.wait())),
         Err(HashFailure::Failed) => {
@@ -152,20 +163,6 @@ async fn change_post(
         SignIn::Answer(reply) => return Ok(reply),
         SignIn::Refused(m) => return Ok(Reply::error(Status::BadRequest, m)),
     };
-    let user = &issued.user;
-    if cfg.send_password_change_email {
-        mail::send(
-            &ctx,
-            Outgoing {
-                to: &user.email,
-                subject: &cfg.email_subject_password_change_notice,
-                template: "change_notice",
-                context: Context::new(),
-                about: Some(user),
-            },
-        )
-        .await;
-    }
     if !ctx.json() {
         ctx.flash(Msg::PasswordChange);
         return Ok(Reply::redirect(

@@ -121,7 +121,24 @@ async fn change_post(
     let (Some(name), true) = (name, errors.is_empty()) else {
         return Ok(ctx.invalid(&errors, |c, e| change_page(c, &user, e)));
     };
-    let update = UserUpdate::new().username(Some(name.clone()));
+    let mut update = UserUpdate::new().username(Some(name.clone()));
+    if cfg.send_username_change_email {
+        let renamed = User {
+            username: Some(name.clone()),
+            ..user.clone()
+        };
+        let mut c = Context::new();
+        c.insert("username", &renamed.username);
+        let mail = Outgoing {
+            to: &renamed.email,
+            subject: &cfg.email_subject_username_change_notice,
+            template: "change_username_notice",
+            context: c,
+            about: Some(&renamed),
+        };
+        update.mails.extend(mail::render(&ctx, mail).await);
+    }
+    let mails = update.mails.clone();
     let taken = match ctx.state.datastore.update_user(user.id, update).await {
         Ok(true) => false,
         Ok(false) => return Ok(Reply::unavailable()),
@@ -137,21 +154,7 @@ async fn change_post(
         username: Some(name),
         ..user
     };
-    if cfg.send_username_change_email {
-        let mut c = Context::new();
-        c.insert("username", &user.username);
-        mail::send(
-            &ctx,
-            Outgoing {
-                to: &user.email,
-                subject: &cfg.email_subject_username_change_notice,
-                template: "change_username_notice",
-                context: c,
-                about: Some(&user),
-            },
-        )
-        .await;
-    }
+    mail::written(ctx.state, mails).await;
     if !ctx.json() {
         ctx.flash(Msg::UsernameChange);
         return Ok(Reply::redirect(

@@ -270,7 +270,18 @@ async fn reset_post(
         return ctx.invalid(&errors, |c, e| reset_page(c, token, e));
     };
     // The new uniquifier makes the link single-use and ends every session and token.
-    let user = match store_password(ctx.state, user, &password).await {
+    let mut notice = Vec::new();
+    if cfg.send_password_reset_notice_email {
+        let mail = Outgoing {
+            to: &user.email,
+            subject: &cfg.email_subject_password_notice,
+            template: "reset_notice",
+            context: Context::new(),
+            about: Some(&user),
+        };
+        notice.extend(mail::render(&ctx, mail).await);
+    }
+    let user = match store_password(ctx.state, user, &password, notice).await {
         Ok(u) => u,
         Err(HashFailure::Busy) => return Reply::busy(ctx.state.passwords.wait()),
         Err(HashFailure::Failed) => {
@@ -287,19 +298,6 @@ async fn reset_post(
             return Reply::redirect(ctx.config().url("/reset"));
         }
     };
-    if cfg.send_password_reset_notice_email {
-        mail::send(
-            &ctx,
-            Outgoing {
-                to: &user.email,
-                subject: &cfg.email_subject_password_notice,
-                template: "reset_notice",
-                context: Context::new(),
-                about: Some(&user),
-            },
-        )
-        .await;
-    }
     if cfg.auto_login_after_reset {
         if authn::session_user(ctx.req)
             .await

@@ -6,7 +6,7 @@ use serde::Deserialize;
 
 use super::{Feature, Setup, section_keys, templates};
 use crate::config::ConfigError;
-use crate::datastore::{DatastoreError, Lookup, NewUser, User};
+use crate::datastore::{DatastoreError, Lookup, NewUser, User, new_uniquifier};
 use crate::http::redirect::{next_param, redirect_allowed};
 use crate::http::{Ctx, FormErrors, FormInput, Reply, text};
 use crate::identity::{check_username, normalize_email};
@@ -237,13 +237,28 @@ async fn register_post(ctx: Ctx<'_>, cfg: &State<RegisterConfig>, form: FormInpu
             return Reply::error(rocket::http::Status::InternalServerError, Msg::ApiError);
         }
     };
-    let new = NewUser {
+    let mut new = NewUser {
         email: reg.email.clone(),
         username: reg.username.clone(),
         password_hash: Some(hash),
         active: true,
+        fs_uniquifier: Some(new_uniquifier()),
         ..Default::default()
     };
+    // The welcome mail is queued in the transaction that creates the user:
+    // both happen, or neither.
+    if cfg.send_register_email {
+        let prospective = User::prospective(&new);
+        let welcome = Outgoing {
+            to: &new.email,
+            subject: &cfg.email_subject_register,
+            template: "welcome",
+            context: Context::new(),
+            about: Some(&prospective),
+        };
+        new.mails.extend(mail::render(&ctx, welcome).await);
+    }
+    let mails = new.mails.clone();
     let user = match ctx.state.datastore.create_user(new).await {
         Ok(u) => u,
         // A concurrent registration of the same identity won.
@@ -254,19 +269,7 @@ async fn register_post(ctx: Ctx<'_>, cfg: &State<RegisterConfig>, form: FormInpu
         }
         Err(e) => return Reply::failed("creating the user", &e),
     };
-    if cfg.send_register_email {
-        mail::send(
-            &ctx,
-            Outgoing {
-                to: &user.email,
-                subject: &cfg.email_subject_register,
-                template: "welcome",
-                context: Context::new(),
-                about: Some(&user),
-            },
-        )
-        .await;
-    }
+    mail::written(ctx.state, mails).await;
     let attempt = Attempt::new(ctx.req, AuthnMethod::Register).form(&form);
     let outcome = login::sign_in(&ctx, user.clone(), &attempt).await;
     if let SignIn::Answer(reply) = outcome {
