@@ -97,6 +97,7 @@ mod passwords;
 mod state;
 mod tokens;
 mod util;
+#[cfg(test)] mod fuzz_tests;
 
 pub use clock::Clock;
 pub use config::{

@@ -9,6 +9,7 @@ mod custom;
 mod datastore;
 mod fairing;
 mod fresh;
+mod fuzz;
 mod generic;
 mod hashing;
 mod hosts;
