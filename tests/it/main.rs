@@ -22,6 +22,7 @@ mod register;
 mod sessions;
 mod single_use;
 mod identity;
+mod outbox;
 mod failures;
 mod token_uniquifier;
 mod username;
