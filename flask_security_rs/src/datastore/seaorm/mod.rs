@@ -468,6 +468,16 @@ where
     }
 
     async fn find_user(&self, by: Lookup<'_>) -> Result<Option<User>, DatastoreError> {
+        // No stored value holds a NUL (PostgreSQL cannot store one, and
+        // would fail the query): nothing to look up.
+        if let Lookup::Uniquifier(v)
+        | Lookup::TokenUniquifier(v)
+        | Lookup::Email(v)
+        | Lookup::Username(v) = by
+            && v.contains('\0')
+        {
+            return Ok(None);
+        }
         let col = |f| U::security_column(f).ok_or(DatastoreError::MissingField(f));
         let cond = match by {
             Lookup::Id(id) => col(UserField::Id)?.eq(id),
