@@ -20,8 +20,9 @@ pub(crate) use token::{auth_token, parse_auth_token};
 
 struct SessionUser(Option<User>);
 struct TokenUser(Option<(User, f64)>);
-/// The user of HTTP basic credentials; `Err` when hashing was too busy to tell.
-struct BasicUser(Result<Option<User>, ()>);
+/// The user of HTTP basic credentials; `Err` when they could not be checked
+/// (hashing too busy, or the attempt throttled).
+struct BasicUser(Result<Option<User>, crate::guards::Refusal>);
 
 /// A token found in the request body by the fairing (JSON `auth_token`).
 pub(crate) struct BodyFields {
@@ -126,13 +127,13 @@ pub(crate) async fn basic_user<'r>(req: &'r Request<'_>) -> Option<&'r User> {
     basic(req).await.as_ref().ok().and_then(Option::as_ref)
 }
 
-/// Whether HTTP basic credentials could not be checked for lack of a
-/// hashing slot.
-pub(crate) async fn basic_busy(req: &Request<'_>) -> bool {
-    basic(req).await.is_err()
+/// Why HTTP basic credentials could not be checked: no hashing slot (503),
+/// or throttled (429).
+pub(crate) async fn basic_refusal(req: &Request<'_>) -> Option<crate::guards::Refusal> {
+    basic(req).await.as_ref().err().cloned()
 }
 
-async fn basic<'r>(req: &'r Request<'_>) -> &'r Result<Option<User>, ()> {
+async fn basic<'r>(req: &'r Request<'_>) -> &'r Result<Option<User>, crate::guards::Refusal> {
     let cached = req
         .local_cache_async(async {
             let Some(state) = state(req) else {
@@ -145,7 +146,13 @@ async fn basic<'r>(req: &'r Request<'_>) -> &'r Result<Option<User>, ()> {
             let attempt = Attempt::new(req, AuthnMethod::Basic).identity(&ident);
             match login::check_password(state, &attempt, user.as_ref(), &password).await {
                 Ok(()) => BasicUser(Ok(user.filter(|u| u.active))),
-                Err(login::CredentialError::Busy) => BasicUser(Err(())),
+                Err(login::CredentialError::Busy) => BasicUser(Err(crate::guards::Refusal::Busy)),
+                Err(login::CredentialError::Throttled(retry_after, message)) => {
+                    BasicUser(Err(crate::guards::Refusal::Throttled {
+                        retry_after,
+                        message,
+                    }))
+                }
                 Err(_) => BasicUser(Ok(None)),
             }
         })

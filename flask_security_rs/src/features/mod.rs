@@ -23,6 +23,7 @@ use rocket::{Build, Rocket, Route};
 use serde::de::DeserializeOwned;
 
 use crate::config::{self, ConfigError, SecurityConfig};
+use crate::datastore::UserDatastore;
 use crate::state::Hooks;
 
 /// One feature.
@@ -63,6 +64,7 @@ pub(crate) struct Setup<'a> {
     figment: &'a Figment,
     /// The kernel configuration.
     pub config: &'a SecurityConfig,
+    datastore: Arc<dyn UserDatastore>,
     pub(crate) routes: Vec<Route>,
     pub(crate) hooks: Hooks,
     pub(crate) urls: Vec<(&'static str, String)>,
@@ -70,10 +72,16 @@ pub(crate) struct Setup<'a> {
 }
 
 impl<'a> Setup<'a> {
-    pub(crate) fn new(figment: &'a Figment, config: &'a SecurityConfig, hooks: Hooks) -> Self {
+    pub(crate) fn new(
+        figment: &'a Figment,
+        config: &'a SecurityConfig,
+        hooks: Hooks,
+        datastore: Arc<dyn UserDatastore>,
+    ) -> Self {
         Setup {
             figment,
             config,
+            datastore,
             routes: Vec::new(),
             hooks,
             urls: Vec::new(),
@@ -84,6 +92,11 @@ impl<'a> Setup<'a> {
     /// Reads the feature's configuration section.
     pub fn section<T: DeserializeOwned + Default>(&self) -> Result<T, ConfigError> {
         config::extract(self.figment)
+    }
+
+    /// The datastore (for the storage extensions it offers).
+    pub fn datastore(&self) -> &Arc<dyn UserDatastore> {
+        &self.datastore
     }
 
     /// Mounts `routes` under `url_prefix` and publishes the feature's main
@@ -111,9 +124,8 @@ impl<'a> Setup<'a> {
         self.hooks.mail_context.push(Arc::new(hook));
     }
 
-    /// Plugs a hook into the login pipeline (a second factor, say); it runs
-    /// after the application's own hooks.
-    #[allow(dead_code)] // two-factor, unified sign-in and passkeys plug in here
+    /// Plugs a hook into the login pipeline (throttling, a second factor);
+    /// it runs after the application's own hooks.
     pub fn login_hook(&mut self, hook: impl crate::login::LoginHook) {
         self.hooks.login.push(Arc::new(hook));
     }
