@@ -9,8 +9,10 @@ use sea_orm_migration::prelude::*;
 
 /// The library's migrations, in order.
 pub fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-    vec![Box::new(CreateFsqlaV3)]
+    vec![Box::new(CreateFsqlaV3), Box::new(CreateFsThrottle)]
 }
+
+pub use crate::features::throttle::CreateFsThrottle;
 
 /// A ready-made migrator with just the library's tables.
 pub struct Migrator;

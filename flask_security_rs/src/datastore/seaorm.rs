@@ -485,6 +485,12 @@ where
         let res = self.db.execute(&del).await.db()?;
         Ok(res.rows_affected() > 0)
     }
+
+    fn extensions(self: Arc<Self>) -> super::Extensions {
+        let mut ext = super::Extensions::default();
+        ext.insert::<dyn crate::features::throttle::ThrottleStore>(self);
+        ext
+    }
 }
 
 impl<U, R> SeaOrmDatastore<U, R>

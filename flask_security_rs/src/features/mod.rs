@@ -15,6 +15,7 @@ mod login;
 mod recover;
 mod recover_username;
 mod register;
+pub(crate) mod throttle;
 
 use std::sync::Arc;
 
@@ -46,6 +47,7 @@ pub(crate) const REGISTRY: &[Feature] = &[
     change_email::FEATURE,
     change_username::FEATURE,
     recover_username::FEATURE,
+    throttle::FEATURE,
 ];
 
 /// Adds a feature's state to the Rocket being built.
