@@ -18,5 +18,6 @@ mod pipeline;
 mod protected;
 mod recoverable;
 mod register;
+mod throttle;
 mod token_uniquifier;
 mod username;
