@@ -339,19 +339,28 @@ async fn html_form_is_shown_again_with_429() {
         app.client
             .post("/login")
             .header(ContentType::Form)
-            .body(format!("email={}&password={password}", email.replace('@', "%40")))
+            .body(format!(
+                "email={}&password={password}",
+                email.replace('@', "%40")
+            ))
             .dispatch()
     };
     assert_eq!(form(WRONG).await.status(), Status::Ok, "the form again");
     let r = form(&pw).await;
     assert_eq!(r.status(), Status::TooManyRequests);
-    let retry = r.headers().get_one("Retry-After").expect("Retry-After").to_string();
+    let retry = r
+        .headers()
+        .get_one("Retry-After")
+        .expect("Retry-After")
+        .to_string();
     assert!(retry == "10" || retry == "9", "{retry}");
     assert!(r.content_type().is_some_and(|c| c.is_html()));
     let html = r.into_string().await.unwrap_or_default();
     assert!(html.contains("<form"), "{html}");
     assert!(
-        html.contains(&format!("Too many failed attempts. Try again in {retry} seconds.")),
+        html.contains(&format!(
+            "Too many failed attempts. Try again in {retry} seconds."
+        )),
         "{html}"
     );
 }
@@ -398,7 +407,11 @@ async fn off_switch_and_message_override() {
     let (email, _) = account(&app).await;
     fail_times(&app, None, &email, 1).await;
     let r = login_from(&app, None, &email, WRONG).await;
-    let retry = r.headers().get_one("Retry-After").unwrap_or_default().to_string();
+    let retry = r
+        .headers()
+        .get_one("Retry-After")
+        .unwrap_or_default()
+        .to_string();
     let (s, b) = json_of(r).await;
     assert_eq!(s, Status::TooManyRequests);
     assert_eq!(b["errors"], json!([format!("Slow down ({retry} s)")]));

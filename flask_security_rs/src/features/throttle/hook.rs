@@ -89,17 +89,19 @@ impl Throttle {
         }
     }
 
-    async fn record(&self, key: &str, now: i64, backoff: &Backoff) {
+    /// Counts a failure on `key`; `who` names it in the log (not the
+    /// uniquifier).
+    async fn record(&self, key: &str, who: &str, now: i64, backoff: &Backoff) {
         match self.store.record_failure(key, now, backoff).await {
             Ok(e) if e.failures == i64::from(backoff.free_attempts) && e.locked_until > now => {
                 log::warn!(
-                    "throttle: {key} locked for {}s after {} failed authentications",
+                    "throttle: {who} locked for {}s after {} failed authentications",
                     e.locked_until - now,
                     e.failures
                 );
             }
             Ok(_) => {}
-            Err(e) => log::error!("throttle: counting a failure on {key} failed: {e}"),
+            Err(e) => log::error!("throttle: counting a failure of {who} failed: {e}"),
         }
     }
 }
@@ -149,10 +151,14 @@ impl LoginHook for Throttle {
         let now = state.clock.now_secs();
         let keys = self.keys(attempt, user);
         if let (true, Some(key)) = (keys.count_account, &keys.account) {
-            self.record(key, now, &self.account).await;
+            let who = user.map_or_else(
+                || "an unknown identity".into(),
+                |u| format!("user {}", u.id),
+            );
+            self.record(key, &who, now, &self.account).await;
         }
         if let (Some(key), Some(backoff)) = (&keys.address, &self.address) {
-            self.record(key, now, backoff).await;
+            self.record(key, key, now, backoff).await;
         }
         if self.recorded.fetch_add(1, Ordering::Relaxed) % PURGE_EVERY == PURGE_EVERY - 1 {
             let before = now.saturating_sub(self.account.reset_after);
@@ -164,9 +170,7 @@ impl LoginHook for Throttle {
     }
 
     async fn signed_in(&self, attempt: &Attempt<'_>, user: &User) {
-        let checked = attempt
-            .request()
-            .local_cache(|| Checked(Mutex::new(None)));
+        let checked = attempt.request().local_cache(|| Checked(Mutex::new(None)));
         let key = match checked.0.lock().ok().and_then(|c| c.clone()) {
             Some(Some(key)) => key,
             // The password was checked in this request and had no failures.
@@ -176,7 +180,10 @@ impl LoginHook for Throttle {
             None => account_key(user),
         };
         if let Err(e) = self.store.reset(&key).await {
-            log::error!("throttle: resetting {key} failed: {e}");
+            log::error!(
+                "throttle: resetting the count of user {} failed: {e}",
+                user.id
+            );
         }
     }
 }

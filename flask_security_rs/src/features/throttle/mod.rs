@@ -143,7 +143,12 @@ fn install(setup: &mut Setup<'_>) -> Result<(), ConfigError> {
         return Ok(());
     }
     cfg.validate()?;
-    let Some(store) = setup.datastore().clone().extensions().get::<dyn ThrottleStore>() else {
+    let Some(store) = setup
+        .datastore()
+        .clone()
+        .extensions()
+        .get::<dyn ThrottleStore>()
+    else {
         log::warn!(
             "`security.throttle_enabled`: the datastore offers no `ThrottleStore`; \
              failed authentications are not throttled"
@@ -183,10 +188,22 @@ mod tests {
             f(&mut cfg);
             cfg.validate().map_err(|e| e.key().to_string())
         };
-        assert_eq!(bad(|c| c.throttle_base_delay = 0), Err("throttle_base_delay".into()));
-        assert_eq!(bad(|c| c.throttle_free_attempts = 0), Err("throttle_free_attempts".into()));
-        assert_eq!(bad(|c| c.throttle_max_delay = 10), Err("throttle_max_delay".into()));
-        assert_eq!(bad(|c| c.throttle_reset_after = 60), Err("throttle_reset_after".into()));
+        assert_eq!(
+            bad(|c| c.throttle_base_delay = 0),
+            Err("throttle_base_delay".into())
+        );
+        assert_eq!(
+            bad(|c| c.throttle_free_attempts = 0),
+            Err("throttle_free_attempts".into())
+        );
+        assert_eq!(
+            bad(|c| c.throttle_max_delay = 10),
+            Err("throttle_max_delay".into())
+        );
+        assert_eq!(
+            bad(|c| c.throttle_reset_after = 60),
+            Err("throttle_reset_after".into())
+        );
         assert_eq!(bad(|c| c.throttle_ip_free_attempts = 0), Ok(()));
     }
 }

@@ -286,7 +286,10 @@ mod tests {
             stmt.to_string(PostgresQueryBuilder),
         ] {
             assert!(sql.starts_with(r#"INSERT INTO "fs_throttle""#), "{sql}");
-            assert!(sql.contains(r#"ON CONFLICT ("key") DO UPDATE SET"#), "{sql}");
+            assert!(
+                sql.contains(r#"ON CONFLICT ("key") DO UPDATE SET"#),
+                "{sql}"
+            );
             assert!(sql.contains(r#""fs_throttle"."failures" + 1"#), "{sql}");
             assert!(sql.contains("<< CAST("), "{sql}");
             assert!(sql.contains("RETURNING"), "{sql}");

@@ -58,7 +58,12 @@ impl MigrationTrait for CreateFsThrottle {
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         manager
-            .drop_table(Table::drop().table(Alias::new(TABLE)).if_exists().to_owned())
+            .drop_table(
+                Table::drop()
+                    .table(Alias::new(TABLE))
+                    .if_exists()
+                    .to_owned(),
+            )
             .await
     }
 }
