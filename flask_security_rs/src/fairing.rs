@@ -204,7 +204,8 @@ impl Security {
         mail.validate().map_err(err)?;
         let messages = Catalogue::from_figment(figment).map_err(err)?;
 
-        let mut setup = Setup::new(figment, &config, Hooks::new(self.login_hooks.clone()));
+        let hooks = Hooks::new(self.login_hooks.clone());
+        let mut setup = Setup::new(figment, &config, hooks, self.datastore.clone());
         for feature in features::REGISTRY {
             (feature.install)(&mut setup).map_err(err)?;
         }

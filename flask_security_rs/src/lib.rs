@@ -39,8 +39,10 @@
 //!   auth token; deactivating a user ends them at once.
 //! * Password hashing and verification run on the blocking thread pool;
 //!   signatures, CSRF tokens and remember cookies are compared in constant time.
-//! * There is no built-in rate limiting or lockout yet: a [`LoginHook`]
-//!   (`allow` / `failed`) sees every password and HTTP basic attempt.
+//! * Failed authentications are throttled per account (and, when
+//!   configured, per client address) in the database, with an exponential
+//!   backoff answered by 429 + `Retry-After` (the `throttle_*` keys); a
+//!   [`LoginHook`] (`allow` / `failed`) sees every attempt too.
 //!
 //! # Architecture
 //!
@@ -63,7 +65,7 @@
 //! identity.rs     email/username rules, finding the account a form names
 //! features/       one folder per feature + REGISTRY
 //!   login/ register/ confirm/ recover/ change_password/ change_email/
-//!   change_username/ recover_username/
+//!   change_username/ recover_username/ throttle/
 //! ```
 //!
 //! Every way of signing in ends in the login pipeline ([`login`](LoginHook)):
@@ -110,6 +112,7 @@ pub use datastore::{
     migration,
 };
 pub use fairing::Security;
+pub use features::throttle::{Backoff, ThrottleEntry, ThrottleStore};
 pub use flask_security_rs_macros::{
     SecurityRole, SecurityUser, anonymous_user_required, auth_required, permissions_accepted,
     permissions_required, roles_accepted, roles_required,

@@ -24,5 +24,6 @@ mod single_use;
 mod identity;
 mod outbox;
 mod failures;
+mod throttle;
 mod token_uniquifier;
 mod username;

@@ -105,6 +105,10 @@ pub struct Options {
     /// `TRUSTED_HOSTS` (comma-separated `host[:port]`): the hosts the library
     /// answers and builds mailed links for; unset means any host.
     pub trusted_hosts: Option<Vec<String>>,
+    /// `FS_LOCKOUT_ATTEMPTS=N`: the attempt after N consecutive failed
+    /// authentications on one account gets 429, from any client address
+    /// (`security.throttle_free_attempts`); unset: the library's default.
+    pub lockout_attempts: Option<u32>,
     /// More configuration merged last (e.g. `security.password_complexity_checker`).
     pub extra: Option<Figment>,
     /// Time source.
@@ -137,6 +141,13 @@ impl Options {
                     .filter(|h| !h.is_empty())
                     .map(String::from)
                     .collect()
+            }),
+            lockout_attempts: env("FS_LOCKOUT_ATTEMPTS").and_then(|v| match v.trim().parse() {
+                Ok(n) => Some(n),
+                Err(_) => {
+                    eprintln!("FS_LOCKOUT_ATTEMPTS={v:?} is not a number: ignored");
+                    None
+                }
             }),
             extra: None,
             clock: flask_security_rs::Clock::new(),
@@ -222,6 +233,11 @@ pub fn security_figment(opts: &Options) -> Figment {
     }
     if let Some(hosts) = &opts.trusted_hosts {
         fig = fig.merge(("security.trusted_hosts", hosts.clone()));
+    }
+    if let Some(n) = opts.lockout_attempts {
+        fig = fig
+            .merge(("security.throttle_enabled", true))
+            .merge(("security.throttle_free_attempts", n));
     }
     if let Some(extra) = &opts.extra {
         // Merging a figment adopts its profile: keep this one's.

@@ -26,9 +26,9 @@ pub(crate) struct Unavailable;
 
 struct SessionUser(Result<Option<User>, Unavailable>);
 struct TokenUser(Result<Option<(User, f64)>, Unavailable>);
-/// The user of HTTP basic credentials; `Err` when hashing was too busy (or
-/// the database failed) to tell.
-struct BasicUser(Result<Option<User>, ()>);
+/// The user of HTTP basic credentials; `Err` when they could not be checked
+/// (hashing too busy, the database failed, or the attempt throttled).
+struct BasicUser(Result<Option<User>, crate::guards::Refusal>);
 
 /// A token found in the request body by the fairing (JSON `auth_token`).
 pub(crate) struct BodyFields {
@@ -232,13 +232,13 @@ pub(crate) async fn basic_user<'r>(req: &'r Request<'_>) -> Option<&'r User> {
     basic(req).await.as_ref().ok().and_then(Option::as_ref)
 }
 
-/// Whether HTTP basic credentials could not be checked for lack of a
-/// hashing slot.
-pub(crate) async fn basic_busy(req: &Request<'_>) -> bool {
-    basic(req).await.is_err()
+/// Why HTTP basic credentials could not be checked: no hashing slot (503),
+/// or throttled (429).
+pub(crate) async fn basic_refusal(req: &Request<'_>) -> Option<crate::guards::Refusal> {
+    basic(req).await.as_ref().err().cloned()
 }
 
-async fn basic<'r>(req: &'r Request<'_>) -> &'r Result<Option<User>, ()> {
+async fn basic<'r>(req: &'r Request<'_>) -> &'r Result<Option<User>, crate::guards::Refusal> {
     let cached = req
         .local_cache_async(async {
             let Some(state) = state(req) else {
@@ -248,12 +248,18 @@ async fn basic<'r>(req: &'r Request<'_>) -> &'r Result<Option<User>, ()> {
                 return BasicUser(Ok(None));
             };
             let Ok(user) = find_by_identity(state, &ident).await else {
-                return BasicUser(Err(()));
+                return BasicUser(Err(crate::guards::Refusal::Busy));
             };
             let attempt = Attempt::new(req, AuthnMethod::Basic).identity(&ident);
             match login::check_password(state, &attempt, user.as_ref(), &password).await {
                 Ok(()) => BasicUser(Ok(user.filter(|u| u.active))),
-                Err(login::CredentialError::Busy) => BasicUser(Err(())),
+                Err(login::CredentialError::Busy) => BasicUser(Err(crate::guards::Refusal::Busy)),
+                Err(login::CredentialError::Throttled(retry_after, message)) => {
+                    BasicUser(Err(crate::guards::Refusal::Throttled {
+                        retry_after,
+                        message,
+                    }))
+                }
                 Err(_) => BasicUser(Ok(None)),
             }
         })

@@ -14,8 +14,11 @@ pub fn migrations() -> Vec<Box<dyn MigrationTrait>> {
         Box::new(CreateIdentityIndex),
         Box::new(CreateSessionTable),
         Box::new(CreateOutboxTable),
+        Box::new(CreateFsThrottle),
     ]
 }
+
+pub use crate::features::throttle::CreateFsThrottle;
 
 /// A ready-made migrator with just the library's tables.
 pub struct Migrator;

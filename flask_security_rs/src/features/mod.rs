@@ -15,6 +15,7 @@ mod login;
 mod recover;
 mod recover_username;
 mod register;
+pub(crate) mod throttle;
 
 use std::sync::Arc;
 
@@ -23,6 +24,7 @@ use rocket::{Build, Rocket, Route};
 use serde::de::DeserializeOwned;
 
 use crate::config::{self, ConfigError, SecurityConfig};
+use crate::datastore::UserDatastore;
 use crate::state::Hooks;
 
 /// One feature.
@@ -45,6 +47,7 @@ pub(crate) const REGISTRY: &[Feature] = &[
     change_email::FEATURE,
     change_username::FEATURE,
     recover_username::FEATURE,
+    throttle::FEATURE,
 ];
 
 /// Adds a feature's state to the Rocket being built.
@@ -63,6 +66,7 @@ pub(crate) struct Setup<'a> {
     figment: &'a Figment,
     /// The kernel configuration.
     pub config: &'a SecurityConfig,
+    datastore: Arc<dyn UserDatastore>,
     pub(crate) routes: Vec<Route>,
     pub(crate) hooks: Hooks,
     pub(crate) urls: Vec<(&'static str, String)>,
@@ -70,10 +74,16 @@ pub(crate) struct Setup<'a> {
 }
 
 impl<'a> Setup<'a> {
-    pub(crate) fn new(figment: &'a Figment, config: &'a SecurityConfig, hooks: Hooks) -> Self {
+    pub(crate) fn new(
+        figment: &'a Figment,
+        config: &'a SecurityConfig,
+        hooks: Hooks,
+        datastore: Arc<dyn UserDatastore>,
+    ) -> Self {
         Setup {
             figment,
             config,
+            datastore,
             routes: Vec::new(),
             hooks,
             urls: Vec::new(),
@@ -84,6 +94,11 @@ impl<'a> Setup<'a> {
     /// Reads the feature's configuration section.
     pub fn section<T: DeserializeOwned + Default>(&self) -> Result<T, ConfigError> {
         config::extract(self.figment)
+    }
+
+    /// The datastore (for the storage extensions it offers).
+    pub fn datastore(&self) -> &Arc<dyn UserDatastore> {
+        &self.datastore
     }
 
     /// Mounts `routes` under `url_prefix` and publishes the feature's main
@@ -111,9 +126,8 @@ impl<'a> Setup<'a> {
         self.hooks.mail_context.push(Arc::new(hook));
     }
 
-    /// Plugs a hook into the login pipeline (a second factor, say); it runs
-    /// after the application's own hooks.
-    #[allow(dead_code)] // two-factor, unified sign-in and passkeys plug in here
+    /// Plugs a hook into the login pipeline (throttling, a second factor);
+    /// it runs after the application's own hooks.
     pub fn login_hook(&mut self, hook: impl crate::login::LoginHook) {
         self.hooks.login.push(Arc::new(hook));
     }

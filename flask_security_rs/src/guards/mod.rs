@@ -51,6 +51,13 @@ pub enum Refusal {
     AnonymousRequired,
     /// The credentials could not be checked: password hashing is saturated (503).
     Busy,
+    /// Too many failed authentications: try again later (429 with `Retry-After`).
+    Throttled {
+        /// When to try again.
+        retry_after: std::time::Duration,
+        /// What to tell the caller.
+        message: crate::messages::Message,
+    },
 }
 
 impl Refusal {
@@ -61,6 +68,7 @@ impl Refusal {
             Refusal::Unauthorized => Status::Forbidden,
             Refusal::Csrf(_) | Refusal::AnonymousRequired => Status::BadRequest,
             Refusal::Busy => Status::ServiceUnavailable,
+            Refusal::Throttled { .. } => Status::TooManyRequests,
         }
     }
 }
@@ -172,9 +180,12 @@ pub(crate) async fn authenticate(
         via = Some(Mechanism::Basic);
     }
     let Some(via) = via else {
-        if (mask & Mechanism::Basic.bit() != 0 && authn::basic_busy(req).await)
-            || authn::backend_failed(req, mask).await
+        if mask & Mechanism::Basic.bit() != 0
+            && let Some(refused) = authn::basic_refusal(req).await
         {
+            return Err(refused);
+        }
+        if authn::backend_failed(req, mask).await {
             return Err(Refusal::Busy);
         }
         return Err(Refusal::Unauthenticated {

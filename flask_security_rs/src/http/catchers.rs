@@ -1,4 +1,4 @@
-//! 400/401/403 catchers answering the way Flask-Security's default handlers do.
+//! 400/401/403/429 catchers answering the way Flask-Security's default handlers do.
 
 use rocket::http::{Header, Status};
 use rocket::request::Request;
@@ -19,6 +19,7 @@ pub fn catchers() -> Vec<Catcher> {
         forbidden,
         too_large,
         unprocessable,
+        too_many,
         unavailable
     ]
 }
@@ -229,6 +230,22 @@ fn too_large(req: &Request<'_>) -> Reply {
 #[catch(422)]
 fn unprocessable(req: &Request<'_>) -> Reply {
     input_error(req, Status::UnprocessableEntity)
+}
+
+/// 429: HTTP basic credentials of a throttled account or address.
+#[catch(429)]
+fn too_many(req: &Request<'_>) -> Reply {
+    match refusal(req) {
+        Some(Refusal::Throttled {
+            retry_after,
+            message,
+        }) => Reply::throttled(retry_after, message, None),
+        _ if want_json(req) => Reply::error(
+            Status::TooManyRequests,
+            crate::messages::Message::text("Too Many Requests", crate::messages::Category::Error),
+        ),
+        _ => Reply::html(Status::TooManyRequests, "<h1>Too Many Requests</h1>"),
+    }
 }
 
 #[catch(503)]

@@ -130,6 +130,18 @@ impl<'r> Ctx<'r> {
         }
     }
 
+    /// 429 with `Retry-After` for a throttled attempt: the JSON error, or
+    /// the form re-rendered with `message` as its error.
+    pub fn throttled(
+        &self,
+        retry_after: std::time::Duration,
+        message: Message,
+        page: impl FnOnce(&Self, &FormErrors) -> Reply,
+    ) -> Reply {
+        let form = (!self.json()).then(|| page(self, &FormErrors::one("", message.clone())));
+        Reply::throttled(retry_after, message, form)
+    }
+
     /// GET of a form usable anonymously: `{csrf_token}` as JSON, else the page.
     pub fn form_get(&self, page: impl FnOnce(&Self, &FormErrors) -> Reply) -> Reply {
         if self.json() {

@@ -49,6 +49,10 @@ pub(crate) enum Kind {
     /// 503: a bounded resource (password hashing) is saturated; retry after
     /// this many seconds.
     Busy(u64),
+    /// 429: failed authentications are throttled; retry after this many
+    /// seconds. JSON: the envelope with `errors: [message]` and
+    /// `retry_after`; HTML: the page, when given, else a short one.
+    Throttled(u64, Message, Option<Reply>),
 }
 
 /// A query parameter of a SPA redirect.
@@ -106,7 +110,17 @@ impl Reply {
 
     /// 503 with `Retry-After`: the server is saturated, not the caller wrong.
     pub(crate) fn busy(retry_after: std::time::Duration) -> Self {
-        Reply::of(Kind::Busy(retry_after.as_secs_f64().ceil().max(1.0) as u64))
+        Reply::of(Kind::Busy(whole_secs(retry_after)))
+    }
+
+    /// 429 with `Retry-After`: too many failed authentications. `page` is
+    /// what an HTML caller sees (the form re-rendered with `message`).
+    pub(crate) fn throttled(
+        retry_after: std::time::Duration,
+        message: Message,
+        page: Option<Reply>,
+    ) -> Self {
+        Reply::of(Kind::Throttled(whole_secs(retry_after), message, page))
     }
 
     pub(crate) fn error_with(status: Status, message: Message, extra: Map<String, Value>) -> Self {
@@ -146,6 +160,7 @@ impl Reply {
             Kind::Json(s, _) | Kind::Error(s, _, _) | Kind::Html(s, _) | Kind::Custom(s, _) => *s,
             Kind::Form(_) => Status::BadRequest,
             Kind::Busy(_) => Status::ServiceUnavailable,
+            Kind::Throttled(..) => Status::TooManyRequests,
             Kind::Redirect(_) | Kind::SpaRedirect(..) => Status::Found,
             Kind::Page(p) => p.status,
         }
@@ -154,6 +169,11 @@ impl Reply {
 
 /// The text of a 503: generic, the caller did nothing wrong.
 const BUSY: &str = "The service is temporarily unavailable; please try again shortly.";
+
+/// A `Retry-After` value: whole seconds, at least 1.
+fn whole_secs(d: std::time::Duration) -> u64 {
+    d.as_secs_f64().ceil().max(1.0) as u64
+}
 
 /// The JSON envelope around a response body.
 fn envelope(status: Status, body: Map<String, Value>) -> String {
@@ -251,6 +271,31 @@ impl<'r> Responder<'r, 'static> for Reply {
                     json(&mut res, status, envelope(status, body));
                 } else {
                     let html = format!("<h1>Service Unavailable</h1><p>{BUSY}</p>");
+                    res.status(status)
+                        .header(ContentType::HTML)
+                        .sized_body(html.len(), Cursor::new(html));
+                }
+            }
+            Kind::Throttled(secs, message, page) => {
+                let status = Status::TooManyRequests;
+                let retry = Header::new("Retry-After", secs.to_string());
+                match page {
+                    Some(page) if !want_json(req) => {
+                        let mut inner = page.respond_to(req)?;
+                        inner.set_status(status);
+                        inner.set_header(retry);
+                        return Ok(inner);
+                    }
+                    _ => {}
+                }
+                res.header(retry);
+                let text = message.render(cat);
+                if want_json(req) {
+                    let body = json!({"errors": [text], "retry_after": secs});
+                    let body = body.as_object().cloned().unwrap_or_default();
+                    json(&mut res, status, envelope(status, body));
+                } else {
+                    let html = format!("<h1>Too Many Requests</h1><p>{text}</p>");
                     res.status(status)
                         .header(ContentType::HTML)
                         .sized_body(html.len(), Cursor::new(html));

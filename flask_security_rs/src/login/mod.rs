@@ -123,11 +123,21 @@ impl<'a> Attempt<'a> {
 
 /// What the throttling hook says about an attempt.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Verdict {
     /// Go on checking the credentials.
     Allow,
-    /// Refuse the attempt with this message, without checking credentials.
+    /// Refuse the attempt with this message, without checking credentials
+    /// (a 400 form error).
     Refuse(Message),
+    /// Too many failures: refuse without checking credentials (not even
+    /// hashing the password), answering 429 with `Retry-After`.
+    Throttle {
+        /// When to try again (sent in whole seconds, at least 1).
+        retry_after: std::time::Duration,
+        /// What to tell the caller.
+        message: Message,
+    },
 }
 
 /// What the second-factor hook decides for a user whose credentials and
@@ -208,6 +218,9 @@ pub(crate) type AccountCheck = Arc<dyn Fn(&User) -> Option<Msg> + Send + Sync>;
 pub(crate) enum CredentialError {
     /// The throttling hook refused the attempt.
     Refused(Message),
+    /// The throttling hook holds the attempt back for a while: 429 with
+    /// `Retry-After`.
+    Throttled(std::time::Duration, Message),
     /// No such user, no password, or the wrong one.
     Invalid,
     /// Every hashing slot stayed busy: answer 503, the caller is not wrong.
@@ -222,8 +235,13 @@ pub(crate) async fn check_password(
     password: &str,
 ) -> Result<(), CredentialError> {
     for hook in &state.hooks.login {
-        if let Verdict::Refuse(m) = hook.allow(attempt, user).await {
-            return Err(CredentialError::Refused(m));
+        match hook.allow(attempt, user).await {
+            Verdict::Allow => {}
+            Verdict::Refuse(m) => return Err(CredentialError::Refused(m)),
+            Verdict::Throttle {
+                retry_after,
+                message,
+            } => return Err(CredentialError::Throttled(retry_after, message)),
         }
     }
     let stored = user

@@ -1,6 +1,6 @@
 // Flask-Security's message catalogue: every `SECURITY_MSG_<KEY>` with its
 // category and default English text (Flask-Security 5.9.2, 92 keys), plus the
-// Flask-WTF CSRF messages. These texts are part of the wire contract.
+// Flask-WTF CSRF messages and one of our own. These texts are part of the wire contract.
 // `%(name)s` / `%(name)d` are interpolated as Flask-Security does.
 
 
@@ -103,4 +103,6 @@ define_messages! {
     CsrfExpired => ("CSRF_EXPIRED", Error, "The CSRF token has expired."),
     CsrfSessionMissing => ("CSRF_SESSION_MISSING", Error, "The CSRF session token is missing."),
     CsrfNoMatch => ("CSRF_NO_MATCH", Error, "The CSRF tokens do not match."),
+    // Our own (Flask-Security has no built-in throttling): the 429 of the throttle feature.
+    TooManyAttempts => ("TOO_MANY_ATTEMPTS", Error, "Too many failed attempts. Try again in %(seconds)s seconds."),
 }

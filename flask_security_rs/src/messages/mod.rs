@@ -306,7 +306,7 @@ mod tests {
 
     #[test]
     fn catalogue_has_flask_security_keys() {
-        assert_eq!(Msg::ALL.len(), 92 + 5);
+        assert_eq!(Msg::ALL.len(), 92 + 5 + 1);
         assert_eq!(
             Msg::InvalidPassword.default_text(),
             "Invalid password",

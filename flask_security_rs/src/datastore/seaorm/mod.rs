@@ -438,24 +438,20 @@ where
     }
 
     async fn prepare(&self) -> Result<(), DatastoreError> {
+        use sea_orm_migration::MigrationTrait;
+        use super::migration as m;
         // Only what is missing is created: a read-only replica starts too.
         let manager = sea_orm_migration::SchemaManager::new(&self.db);
-        if !manager.has_table(sessions::TABLE).await.db()? {
-            let (table, index) = super::migration::session_table();
-            self.db.execute(&table).await.db()?;
-            self.db.execute(&index).await.db()?;
-        }
-        if !manager.has_table(outbox::TABLE).await.db()? {
-            self.db
-                .execute(&super::migration::outbox_table())
-                .await
-                .db()?;
-        }
-        if !manager.has_table(identities::TABLE).await.db()? {
-            self.db
-                .execute(&super::migration::identity_table())
-                .await
-                .db()?;
+        let tables: [(&str, &dyn MigrationTrait); 4] = [
+            (identities::TABLE, &m::CreateIdentityIndex),
+            (sessions::TABLE, &m::CreateSessionTable),
+            (outbox::TABLE, &m::CreateOutboxTable),
+            (crate::features::throttle::TABLE, &m::CreateFsThrottle),
+        ];
+        for (table, migration) in tables {
+            if !manager.has_table(table).await.db()? {
+                migration.up(&manager).await.db()?;
+            }
         }
         self.index_identities().await
     }
@@ -464,6 +460,7 @@ where
         let mut ext = super::Extensions::default();
         ext.insert::<dyn super::SessionStore>(self.clone());
         ext.insert::<dyn super::OutboxStore>(self.clone());
+        ext.insert::<dyn crate::features::throttle::ThrottleStore>(self);
         ext
     }
 

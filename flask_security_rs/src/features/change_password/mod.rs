@@ -113,6 +113,9 @@ async fn change_post(
                     Err(CredentialError::Busy) => {
                         return Ok(Reply::busy(ctx.state.passwords.wait()));
                     }
+                    Err(CredentialError::Throttled(d, m)) => {
+                        return Ok(ctx.throttled(d, m, |c, e| change_page(c, &user, e)));
+                    }
                     Ok(()) if current == new => errors.add("password", Msg::PasswordIsTheSame),
                     Ok(()) => {}
                 }

@@ -168,6 +168,8 @@ enum Failed {
     Form(FormErrors),
     /// No hashing slot: 503.
     Busy,
+    /// Throttled: 429.
+    Throttled(std::time::Duration, crate::messages::Message),
 }
 
 impl From<FormErrors> for Failed {
@@ -219,6 +221,7 @@ async fn check_login(
         Ok(()) => {}
         Err(CredentialError::Refused(m)) => return Err(FormErrors::one("", m).into()),
         Err(CredentialError::Busy) => return Err(Failed::Busy),
+        Err(CredentialError::Throttled(d, m)) => return Err(Failed::Throttled(d, m)),
         Err(CredentialError::Invalid) => {
             return Err(match user {
                 None => FormErrors::one(field, Msg::UserDoesNotExist),
@@ -263,6 +266,9 @@ async fn login_post(ctx: Ctx<'_>, cfg: &State<LoginConfig>, form: FormInput) -> 
         Ok(found) => found,
         Err(Failed::Form(errors)) => return failed(errors),
         Err(Failed::Busy) => return Reply::busy(ctx.state.passwords.wait()),
+        Err(Failed::Throttled(d, m)) => {
+            return ctx.throttled(d, m, |c, e| login_page(c, Some(&form), e));
+        }
     };
     let attempt = Attempt::new(ctx.req, AuthnMethod::Password)
         .form(&form)
@@ -340,6 +346,9 @@ async fn verify_post(
                 Err(CredentialError::Refused(m)) => errors.add("password", m),
                 Err(CredentialError::Invalid) => errors.add("password", Msg::InvalidPassword),
                 Err(CredentialError::Busy) => return Reply::busy(ctx.state.passwords.wait()),
+                Err(CredentialError::Throttled(d, m)) => {
+                    return ctx.throttled(d, m, verify_page);
+                }
             }
         }
         None => {}
