@@ -226,7 +226,11 @@ pub fn figment(opts: &Options) -> Figment {
         .merge(("security.csrf_protect_mechanisms", ["session", "basic"]))
         .merge(("security.csrf_ignore_unauth_endpoints", true))
         .merge(("security.csrf_cookie_name", "XSRF-TOKEN"))
-        .merge(("security.csrf_time_limit", Option::<i64>::None));
+        .merge(("security.csrf_time_limit", Option::<i64>::None))
+        // The seeded accounts are shared by every test on one PostgreSQL
+        // database: their failures must not add up to a lockout. The
+        // throttling tests turn it on, on accounts of their own.
+        .merge(("security.throttle_enabled", false));
     if opts.spa {
         fig = fig
             .merge(("security.flash_messages", false))

@@ -19,7 +19,8 @@ const WRONG: &str = "not-the-password";
 
 /// The test app's settings plus `keys` (`security.<key>`).
 fn with_keys(s: &mut Setup, keys: &[(&str, Value)]) {
-    let mut fig = Figment::new();
+    // On, unless `keys` say otherwise (the test app has it off).
+    let mut fig = Figment::new().merge(("security.throttle_enabled", true));
     for (k, v) in keys {
         fig = fig.merge((format!("security.{k}"), v.clone()));
     }
