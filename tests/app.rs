@@ -9,7 +9,7 @@ use flask_security_rs::entity::{role, user};
 use flask_security_rs::sea_orm::{ConnectionTrait, Database, DatabaseConnection, DbErr};
 use flask_security_rs::{
     Admin, Clock, CurrentUser, DatastoreError, LoginHook, Mailer, NewUser, SeaOrmDatastore,
-    Security, SessionId, UserDatastoreExt, auth_required, permissions_required, roles_required,
+    Security, SessionId, TokenJson, UserDatastoreExt, auth_required, permissions_required, roles_required,
 };
 use rocket::figment::Figment;
 use rocket::response::content::RawHtml;
@@ -73,6 +73,12 @@ fn api_protected(user: CurrentUser) -> Json<Value> {
 #[get("/api/basic")]
 fn api_basic(user: CurrentUser) -> Json<Value> {
     Json(json!({"user": user.email}))
+}
+
+/// A JSON body whose `auth_token` may sit anywhere in it.
+#[post("/api/echo", data = "<body>")]
+fn api_echo(body: TokenJson<Value>) -> Json<Value> {
+    Json(json!({"user": body.user.email, "note": body.body["note"]}))
 }
 
 /// "Your devices": the caller's sessions, the current one marked.
@@ -293,7 +299,8 @@ pub async fn build(opts: Options) -> Result<Rocket<Build>, String> {
                 api_protected,
                 api_basic,
                 my_sessions,
-                revoke_others
+                revoke_others,
+                api_echo
             ],
         ))
 }

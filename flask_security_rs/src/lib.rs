@@ -117,7 +117,7 @@ pub use flask_security_rs_macros::{
     SecurityRole, SecurityUser, anonymous_user_required, auth_required, permissions_accepted,
     permissions_required, roles_accepted, roles_required,
 };
-pub use guards::{CurrentUser, MaybeUser, Refusal, SessionId, refusal};
+pub use guards::{CurrentUser, MaybeUser, Refusal, SessionId, TokenJson, refusal};
 pub use http::{Reply, catchers, want_json};
 pub use login::{Attempt, AuthnMethod, LoginHook, SecondFactor, Verdict};
 pub use mail::{ConsoleMailer, Email, MailError, Mailer, SmtpMailer};

@@ -95,3 +95,43 @@ async fn trace_is_405_with_allow() {
     let allow = r.headers().get_one("Allow").unwrap_or_default().to_string();
     assert!(allow.contains("GET") && allow.contains("POST"), "{allow}");
 }
+
+/// `auth_token` past the first 512 bytes of a JSON body (all Rocket lets a
+/// fairing peek at) still authenticates: on the library's endpoints, and on
+/// an application route taking `TokenJson`.
+#[rocket::async_test]
+async fn auth_token_deep_in_a_json_body_is_found() {
+    let app = app().await;
+    let (email, pw) = app.confirmed_user().await;
+    let token = app.token(&email, &pw).await;
+    let padding = "x".repeat(4000);
+    // /change: authenticated by the body's token, so the wrong current
+    // password is what it reports (not a 401).
+    let body = json!({"padding": padding, "password": "wrong-one", "new_password": "another-pass1", "new_password_confirm": "another-pass1", "auth_token": token});
+    let (s, b) = app.post_json_no_csrf("/change", body).await;
+    assert_eq!((s, &b["field_errors"]["password"]), (Status::BadRequest, &json!(["Invalid password"])), "{b}");
+    // Without it, 401.
+    let body = json!({"padding": padding, "password": "wrong-one", "new_password": "another-pass1", "new_password_confirm": "another-pass1"});
+    assert_eq!(app.post_json_no_csrf("/change", body).await.0, Status::Unauthorized);
+    // An app route.
+    let r = app
+        .client
+        .post("/api/echo")
+        .header(ContentType::JSON)
+        .body(json!({"padding": padding, "note": "hi", "auth_token": token}).to_string())
+        .dispatch()
+        .await;
+    assert_eq!(r.status(), Status::Ok);
+    let v: serde_json::Value = serde_json::from_str(&r.into_string().await.unwrap_or_default()).unwrap();
+    assert_eq!(v, json!({"user": email, "note": "hi"}));
+    let tampered = format!("{}x", &token);
+    let r = app
+        .client
+        .post("/api/echo")
+        .header(ContentType::JSON)
+        .header(rocket::http::Header::new("Accept", "application/json"))
+        .body(json!({"padding": padding, "note": "hi", "auth_token": tampered}).to_string())
+        .dispatch()
+        .await;
+    assert_eq!(r.status(), Status::Unauthorized);
+}

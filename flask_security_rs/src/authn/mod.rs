@@ -180,8 +180,25 @@ fn end_session(req: &Request<'_>) {
     });
 }
 
+/// `auth_token` of a JSON body read in full by a data guard (the fairing
+/// sees only the first 512 bytes Rocket lets it peek at).
+pub(crate) struct FullBodyToken(pub Option<String>);
+
+/// Records the `auth_token` of a JSON body read in full, before the token is
+/// looked up.
+pub(crate) fn note_body_token(req: &Request<'_>, body: &serde_json::Map<String, serde_json::Value>) {
+    let token = body
+        .get("auth_token")
+        .and_then(|v| v.as_str())
+        .map(String::from);
+    req.local_cache(|| FullBodyToken(token));
+}
+
 fn presented_token(req: &Request<'_>, state: &SecurityState) -> Option<String> {
     if let Some(t) = &body_fields(req).auth_token {
+        return Some(t.clone());
+    }
+    if let Some(t) = &req.local_cache(|| FullBodyToken(None)).0 {
         return Some(t.clone());
     }
     if let Some(t) = crate::http::query_value(req, &state.config.token_authentication_key) {

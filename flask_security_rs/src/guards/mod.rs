@@ -269,6 +269,82 @@ impl Sentinel for MaybeUser {
     }
 }
 
+/// A JSON body and the user it authenticates: for routes whose clients put
+/// `auth_token` in the body, however long the body is (within Rocket's
+/// `json` limit). Request guards run before the body is read, and Rocket lets
+/// the fairing peek at only its first 512 bytes; this data guard reads it
+/// all, then authenticates by the route's default mechanisms (the body's
+/// token included). Use it instead of [`CurrentUser`] on such a route.
+///
+/// ```
+/// use flask_security_rs::TokenJson;
+/// use rocket::serde::json::Json;
+///
+/// #[derive(serde::Deserialize)]
+/// struct Note { text: String }
+///
+/// #[rocket::post("/api/notes", data = "<note>")]
+/// fn add_note(note: TokenJson<Note>) -> String {
+///     format!("{} wrote {}", note.user.email, note.body.text)
+/// }
+/// ```
+#[derive(Debug)]
+pub struct TokenJson<T> {
+    /// Who sent it.
+    pub user: User,
+    /// The body.
+    pub body: T,
+}
+
+#[rocket::async_trait]
+impl<'r, T: serde::de::DeserializeOwned> rocket::data::FromData<'r> for TokenJson<T> {
+    type Error = Refusal;
+
+    async fn from_data(
+        req: &'r Request<'_>,
+        data: rocket::Data<'r>,
+    ) -> rocket::data::Outcome<'r, Self> {
+        use rocket::data::ToByteUnit;
+        let limit = req.limits().get("json").unwrap_or(1.mebibytes());
+        let bytes = match data.open(limit).into_bytes().await {
+            Ok(b) if b.is_complete() => b.into_inner(),
+            _ => {
+                return rocket::data::Outcome::Error((
+                    Status::PayloadTooLarge,
+                    Refusal::Unauthenticated { basic: false },
+                ));
+            }
+        };
+        let value: serde_json::Value = match serde_json::from_slice(&bytes) {
+            Ok(v) => v,
+            Err(_) => {
+                return rocket::data::Outcome::Error((
+                    Status::BadRequest,
+                    Refusal::Unauthenticated { basic: false },
+                ));
+            }
+        };
+        if let serde_json::Value::Object(m) = &value {
+            authn::note_body_token(req, m);
+        }
+        let user = match authenticate(req, 0, -1, -1).await {
+            Ok((user, _)) => user,
+            Err(refusal) => {
+                let status = refusal.status();
+                record(req, refusal.clone());
+                return rocket::data::Outcome::Error((status, refusal));
+            }
+        };
+        match serde_json::from_value::<T>(value) {
+            Ok(body) => rocket::data::Outcome::Success(TokenJson { user, body }),
+            Err(_) => rocket::data::Outcome::Error((
+                Status::UnprocessableEntity,
+                Refusal::Unauthenticated { basic: false },
+            )),
+        }
+    }
+}
+
 /// The record id ([`crate::SessionInfo::id`]) of the caller's signed-in
 /// session, if any: what marks "this device" in [`crate::Admin::sessions`].
 ///

@@ -40,7 +40,10 @@ impl<'r> FromData<'r> for FormInput {
         if bytes.iter().any(|b| !b.is_ascii_whitespace()) {
             if json {
                 match serde_json::from_slice::<Value>(&bytes) {
-                    Ok(Value::Object(m)) => fields = m,
+                    Ok(Value::Object(m)) => {
+                        crate::authn::note_body_token(req, &m);
+                        fields = m;
+                    }
                     _ => {
                         return DataOutcome::Error((
                             Status::BadRequest,
