@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use flask_security_rs::entity::{role, user};
-use flask_security_rs::sea_orm::{ConnectionTrait, Database, DatabaseConnection, DbErr};
+use flask_security_rs::sea_orm::{Database, DatabaseConnection, DbErr};
 use flask_security_rs::{
     Admin, Clock, CurrentUser, DatastoreError, LoginHook, Mailer, NewUser, SeaOrmDatastore,
     Security, SessionId, TokenJson, UserDatastoreExt, auth_required, permissions_required, roles_required,
@@ -172,13 +172,7 @@ pub async fn open_database(url: &str) -> Result<DatabaseConnection, DbErr> {
 
 /// Opens the database, creating missing tables when `migrate`.
 pub async fn open_database_with(url: &str, migrate: bool) -> Result<DatabaseConnection, DbErr> {
-    let mut o =
-        flask_security_rs::sea_orm::ConnectOptions::new(flask_security_rs::database_url(url));
-    o.sqlx_logging(false);
-    let db = Database::connect(o).await?;
-    if db.get_database_backend() == flask_security_rs::sea_orm::DatabaseBackend::Sqlite {
-        db.execute_unprepared("PRAGMA foreign_keys = ON").await?;
-    }
+    let db = Database::connect(flask_security_rs::connect_options(url)).await?;
     if migrate {
         flask_security_rs::migration::create_tables::<user::Entity>(&db).await?;
     }

@@ -2,7 +2,8 @@
 //! names. Shared by every feature that takes an identity.
 //!
 //! One normalisation serves storing, looking up and uniqueness: addresses
-//! and usernames are stored normalised ([`normalize_email`], NFKD usernames)
+//! and usernames are stored normalised (emails: NFC local part, lower-case
+//! domain; usernames: NFKD)
 //! and are unique by their keys ([`email_key`], [`username_key`]), which the
 //! SeaORM datastore keeps in a table with a primary key on them.
 

@@ -43,6 +43,14 @@
 //!   configured, per client address) in the database, with an exponential
 //!   backoff answered by 429 + `Retry-After` (the `throttle_*` keys); a
 //!   [`LoginHook`] (`allow` / `failed`) sees every attempt too.
+//! * State that must outlive a request is in the database, so any number of
+//!   instances can serve one user: session records (logout and
+//!   [`Admin::revoke_session`] end copies of the cookies at once), the
+//!   identity index (one account per address, up to case and Unicode form),
+//!   the throttle counts and the mail outbox.
+//! * Single-use links are consumed by conditional updates: of N concurrent
+//!   uses, one succeeds. A database failure is a generic 503, never a 401 or
+//!   a 400.
 //!
 //! # Architecture
 //!
@@ -60,9 +68,12 @@
 //! guards/         CurrentUser, MaybeUser and the guards behind the macros
 //! tokens/         itsdangerous Serializer, SignedLink<P> (every mailed link)
 //! passwords/      hashing (off the executor), the new-password policy
-//! datastore/      UserDatastore, SeaOrmDatastore, entities, migrations, Admin
-//! mail/           Mailer, SMTP and console transports, send() with mail hooks
-//! identity.rs     email/username rules, finding the account a form names
+//! datastore/      UserDatastore, SeaOrmDatastore, entities, migrations, Admin;
+//!                 the SessionStore and OutboxStore extensions; seaorm/ keeps
+//!                 the identity index, session records and outbox tables
+//! mail/           Mailer, SMTP and console transports, render() with mail
+//!                 hooks, the outbox and its background sender
+//! identity.rs     email/username rules and keys, finding the account a form names
 //! features/       one folder per feature + REGISTRY
 //!   login/ register/ confirm/ recover/ change_password/ change_email/
 //!   change_username/ recover_username/ throttle/
@@ -176,6 +187,31 @@ pub fn database_url(url: &str) -> String {
     // Options given (`mode=ro`, say) are kept; else the file is created.
     let query = if query.is_empty() { "mode=rwc" } else { query };
     format!("sqlite://{path}?{query}")
+}
+
+/// Connection options for `url` (as [`database_url`] reads it) with the
+/// settings the library relies on. On SQLite, on every pooled connection (not
+/// just the first): write-ahead logging (readers do not wait for writers),
+/// `synchronous = NORMAL` (a commit does not wait for the disk, so timing
+/// does not tell whether a request wrote, for example a mail to the outbox),
+/// a 5 s busy timeout and foreign keys. SQL logging is off.
+///
+/// ```
+/// # async fn open() -> Result<(), sea_orm::DbErr> {
+/// let db = sea_orm::Database::connect(flask_security_rs::connect_options("app.db")).await?;
+/// # let _ = db; Ok(()) }
+/// ```
+pub fn connect_options(url: &str) -> sea_orm::ConnectOptions {
+    use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
+    let mut o = sea_orm::ConnectOptions::new(database_url(url));
+    o.sqlx_logging(false);
+    o.map_sqlx_sqlite_opts(|opts| {
+        opts.journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(std::time::Duration::from_secs(5))
+            .foreign_keys(true)
+    });
+    o
 }
 
 /// The kernel configuration in force on a Rocket with the `Security` fairing.

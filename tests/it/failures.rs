@@ -104,27 +104,23 @@ async fn a_locked_database_gives_503_not_401() {
                 .expect("lock");
         }
         _ => {
-            // Writing makes SQLite's lock exclusive once the journal commits;
-            // take it outright instead.
+            // WAL: another connection's write lock stops writers only.
             drop(txn);
-            locker.execute_unprepared("PRAGMA locking_mode = EXCLUSIVE").await.expect("mode");
-            locker.execute_unprepared("BEGIN EXCLUSIVE").await.expect("begin exclusive");
+            locker.execute_unprepared("BEGIN IMMEDIATE").await.expect("begin");
             locker
                 .execute_unprepared("UPDATE \"user\" SET login_count = login_count WHERE id < 0")
                 .await
                 .expect("write");
+            assert_eq!(locked_app.token_status(&token).await, Status::Ok, "reads go on");
             let resp = locked_app
                 .client
-                .get("/api/protected")
-                .header(Header::new("X-Auth-Token", token.clone()))
-                .header(Header::new("Accept", "application/json"))
+                .post("/register")
+                .header(ContentType::JSON)
+                .body(json!({"email": unique_email(), "password": "s3cret-pass", "password_confirm": "s3cret-pass"}).to_string())
                 .dispatch()
                 .await;
-            assert_unavailable(resp, "token request").await;
+            assert_unavailable(resp, "register while locked").await;
             locker.execute_unprepared("COMMIT").await.expect("commit");
-            locker.execute_unprepared("PRAGMA locking_mode = NORMAL").await.expect("mode");
-            // The lock is released on the next access in NORMAL mode.
-            locker.execute_unprepared("SELECT 1 FROM \"user\" LIMIT 1").await.expect("release");
             drop(locker);
             assert_eq!(locked_app.token_status(&token).await, Status::Ok);
             return;

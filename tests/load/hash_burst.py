@@ -1,15 +1,20 @@
 #!/usr/bin/env python3
 """Peak memory of a quickstart process under a burst of real-hash logins.
 
-Usage: hash_burst.py BASE_URL PID [CONCURRENCY] [LIMIT_MIB]
+Usage: hash_burst.py BASE_URL PID [CONCURRENCY] [LIMIT_MIB] [RAW_RATE [MIN_RATIO]]
 
 Fires CONCURRENCY (default 64) simultaneous `POST /login` requests with a
 right password (full-cost argon2 on the server), then reads the server's peak
 resident set (VmHWM of /proc/PID/status). Prints the figures; exits non-zero
 when a request got anything but 200/503 or the peak exceeds LIMIT_MIB.
+
+With RAW_RATE (argon2id hashes per second with the same parameters on all
+cores, from `argon2_rate`), it then keeps 2 x cores logins in flight for 15 s
+and compares logins per second with it: below MIN_RATIO (default 0.95) fails.
 Standard library only.
 """
 import json
+import os
 import sys
 import threading
 import time
@@ -64,8 +69,47 @@ def main():
         f"other {other}; slowest {slowest:.2f}s; peak RSS {before / 1024:.1f} MiB before, "
         f"{peak / 1024:.1f} MiB after" + (f" (limit {limit:.0f} MiB)" if limit else "")
     )
-    if other or (limit is not None and peak / 1024 > limit):
+    failed = bool(other) or (limit is not None and peak / 1024 > limit)
+    if len(sys.argv) > 5:
+        raw = float(sys.argv[5])
+        min_ratio = float(sys.argv[6]) if len(sys.argv) > 6 else 0.95
+        rate, codes = sustained(base, 2 * (os.cpu_count() or 1), 15.0)
+        ratio = rate / raw
+        print(
+            f"login throughput: {rate:.2f} logins/s vs raw argon2id {raw:.2f} hashes/s: "
+            f"{ratio * 100:.1f}% (goal {min_ratio * 100:.0f}%); statuses {codes}"
+        )
+        failed = failed or ratio < min_ratio or set(codes) - {200}
+    if failed:
         sys.exit(1)
+
+
+def sustained(base, workers, secs):
+    """Logins per second with `workers` always in flight for `secs`."""
+    deadline = time.monotonic() + secs
+    counts = {}
+    lock = threading.Lock()
+    done = [0]
+
+    def worker():
+        while time.monotonic() < deadline:
+            slot = [None]
+            login(base, slot, 0)
+            status = slot[0][0]
+            with lock:
+                counts[status] = counts.get(status, 0) + 1
+                if status == 200 and time.monotonic() <= deadline:
+                    done[0] += 1
+
+    t0 = time.monotonic()
+    ts = [threading.Thread(target=worker) for _ in range(workers)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    # Completions within the window over its length (a login still in flight
+    # at the end is not counted: at most one per worker).
+    return done[0] / (deadline - t0), counts
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ use rocket::http::Status;
 use rocket::serde::json::Json;
 use rocket::{Build, Rocket, get, routes};
 use rocket_dyn_templates::{Template, context};
-use sea_orm::{ActiveModelTrait, ActiveValue::Set, ConnectOptions, Database, DbErr};
+use sea_orm::{ActiveModelTrait, ActiveValue::Set, Database, DbErr};
 use serde_json::{Value, json};
 
 /// Example values only: set `SECRET_KEY` / `SECURITY_PASSWORD_SALT` in production.
@@ -103,8 +103,7 @@ async fn seed(admin: Admin, db: sea_orm::DatabaseConnection) -> Result<(), Datas
 
 /// The app on the SQLite file (or URL) `db_url`, telling time by `clock`.
 pub async fn build(db_url: &str, clock: Clock) -> Result<Rocket<Build>, DbErr> {
-    let url = flask_security_rs::database_url(db_url);
-    let db = Database::connect(ConnectOptions::new(url).sqlx_logging(false).to_owned()).await?;
+    let db = Database::connect(flask_security_rs::connect_options(db_url)).await?;
     flask_security_rs::migration::create_tables::<model::Entity>(&db).await?;
     let env = |k: &str, default: &str| std::env::var(k).unwrap_or_else(|_| default.into());
     let secret_key = env("SECRET_KEY", SECRET_KEY);

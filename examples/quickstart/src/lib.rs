@@ -7,7 +7,7 @@
 pub mod model;
 
 use flask_security_rs::entity::role;
-use flask_security_rs::sea_orm::{ConnectionTrait, Database, DatabaseConnection, DbErr};
+use flask_security_rs::sea_orm::{Database, DatabaseConnection, DbErr};
 use flask_security_rs::{
     Admin, ConsoleMailer, CurrentUser, DatastoreError, Mailer, NewUser, SeaOrmDatastore, Security,
     SmtpMailer, UserDatastoreExt, auth_required, permissions_required, roles_required,
@@ -157,17 +157,8 @@ impl Options {
 
 /// Opens the database, creates missing tables and seeds missing roles/users.
 pub async fn open_database(opts: &Options) -> Result<DatabaseConnection, DbErr> {
-    let db = {
-        let mut o = flask_security_rs::sea_orm::ConnectOptions::new(
-            flask_security_rs::database_url(&opts.database_url),
-        );
-        // Every statement at INFO would drown the app's log.
-        o.sqlx_logging(false);
-        Database::connect(o).await?
-    };
-    if db.get_database_backend() == flask_security_rs::sea_orm::DatabaseBackend::Sqlite {
-        db.execute_unprepared("PRAGMA foreign_keys = ON").await?;
-    }
+    // WAL, a busy timeout and foreign keys on every pooled connection.
+    let db = Database::connect(flask_security_rs::connect_options(&opts.database_url)).await?;
     // The library's tables, plus the model's own columns (first_name, last_name).
     flask_security_rs::migration::create_tables::<model::Entity>(&db).await?;
     Ok(db)

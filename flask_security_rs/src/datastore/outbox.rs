@@ -24,9 +24,10 @@ pub struct QueuedMail {
 
 /// Outbox storage, offered through
 /// [`UserDatastore::extensions`](super::UserDatastore::extensions). A
-/// datastore that offers it must also queue the `mails` of a [`NewUser`]
-/// (super::NewUser) or [`UserUpdate`](super::UserUpdate) in the same
+/// datastore that offers it must also queue the `mails` of a [`NewUser`] or [`UserUpdate`](super::UserUpdate) in the same
 /// transaction as the write. Without it, mails are sent during the request.
+///
+/// [`NewUser`]: super::NewUser
 #[rocket::async_trait]
 pub trait OutboxStore: Send + Sync + 'static {
     /// Queues `mails` (on their own, with no other change).

@@ -277,6 +277,20 @@ impl PasswordUtil {
         Scheme::Plaintext
     }
 
+    /// A string shaped like the hashes this util stores (same scheme,
+    /// parameters and length), for work that must cost what it costs on a
+    /// real stored hash (sha-crypt's cost grows with its input's length).
+    pub fn decoy_hash(&self) -> String {
+        format!(
+            "$argon2id$v=19$m={},t={},p={}${}${}",
+            self.m_cost,
+            self.t_cost,
+            self.p_cost,
+            "A".repeat(22),
+            "A".repeat(43)
+        )
+    }
+
     /// Burns about as much time as a real verification, so that a login attempt for an
     /// unknown user (or one without a password) is not distinguishable by timing.
     pub fn dummy_verify(&self) {
@@ -459,6 +473,16 @@ fn pbkdf2_sha256_hash(secret: &str, salt: &[u8], rounds: u32) -> String {
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn decoy_hash_has_the_shape_of_a_stored_hash() {
+        let util = PasswordUtil::new("salt").with_argon2_params(1024, 1, 1);
+        let real = util.hash_password("a password").unwrap_or_default();
+        let decoy = util.decoy_hash();
+        assert_eq!(decoy.len(), real.len(), "{decoy} vs {real}");
+        assert_eq!(decoy.rsplitn(3, '$').nth(2), real.rsplitn(3, '$').nth(2));
+        assert_eq!(util.verify("a password", &decoy), Verified::No);
+    }
 
     const SALT: &str = "salty-salt";
     const HMAC_PASSWORD: &str =

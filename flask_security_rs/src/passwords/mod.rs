@@ -97,6 +97,11 @@ impl Passwords {
         self.run(move |u| u.verify(&pw, &stored)).await
     }
 
+    /// A string shaped like a stored hash (see [`PasswordUtil::decoy_hash`]).
+    pub(crate) fn decoy_hash(&self) -> String {
+        self.util.decoy_hash()
+    }
+
     /// Burns one hash so that unknown identities take as long as known ones.
     pub(crate) async fn dummy_verify(&self) -> Result<(), Busy> {
         self.run(|u| u.dummy_verify()).await

@@ -192,7 +192,7 @@ async fn forgot_post(ctx: Ctx<'_>, recover: &State<Arc<Recover>>, form: FormInpu
         // (the link's password digest; the mail itself only goes into the
         // outbox, so sending it costs no time to hide).
         None => {
-            let _ = hash_data_async("no such account").await;
+            let _ = hash_data_async(&ctx.state.passwords.decoy_hash()).await;
         }
     }
     if ctx.json() {
