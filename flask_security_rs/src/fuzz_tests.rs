@@ -52,110 +52,9 @@ fn check<S: Strategy>(
     }
 }
 
-/// Any string: control characters, non-ASCII and astral planes included.
-fn any_text(max: usize) -> impl Strategy<Value = String> {
-    prop::collection::vec(any::<char>(), 0..max).prop_map(String::from_iter)
-}
-
-/// Strings over the alphabet of tokens (base64url, `.`, padding, `|`).
-fn token_text(max: usize) -> impl Strategy<Value = String> {
-    proptest::string::string_regex(&format!("[A-Za-z0-9_=.|-]{{0,{max}}}")).unwrap()
-}
-
-/// Any JSON value: numbers of every kind, unicode strings, nesting.
-fn json_value() -> impl Strategy<Value = Value> {
-    let leaf = prop_oneof![
-        Just(Value::Null),
-        any::<bool>().prop_map(Value::Bool),
-        any::<i64>().prop_map(Value::from),
-        any::<u64>().prop_map(Value::from),
-        any::<f64>().prop_filter_map("finite", |f| serde_json::Number::from_f64(f)
-            .map(Value::Number)),
-        any_text(24).prop_map(Value::String),
-    ];
-    leaf.prop_recursive(3, 48, 6, |inner| {
-        prop_oneof![
-            prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
-            prop::collection::vec((any_text(12), inner), 0..6)
-                .prop_map(|kv| Value::Object(kv.into_iter().collect())),
-        ]
-    })
-}
-
-/// One edit of a string.
-#[derive(Debug, Clone)]
-enum Edit {
-    Replace(At, char),
-    Insert(At, char),
-    Delete(At),
-    Truncate(At),
-}
-
-/// Where an edit applies: anywhere, or among the last 32 characters (where
-/// signatures and digests are).
-#[derive(Debug, Clone, Copy)]
-enum At {
-    Anywhere(usize),
-    NearEnd(usize),
-}
-
-impl At {
-    /// An index in `0..len` (`len` > 0).
-    fn of(self, len: usize) -> usize {
-        match self {
-            At::Anywhere(i) => i % len,
-            At::NearEnd(i) => len - 1 - i % len.min(32),
-        }
-    }
-}
-
-fn at() -> impl Strategy<Value = At> {
-    prop_oneof![
-        any::<usize>().prop_map(At::Anywhere),
-        any::<usize>().prop_map(At::NearEnd),
-    ]
-}
-
-/// A character an attacker would try in a token: its alphabet, or anything.
-fn edit_char() -> impl Strategy<Value = char> {
-    prop_oneof![
-        3 => prop::sample::select(
-            "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.=+/$|"
-                .chars()
-                .collect::<Vec<_>>()
-        ),
-        1 => any::<char>(),
-    ]
-}
-
-/// One to four edits.
-fn edits() -> impl Strategy<Value = Vec<Edit>> {
-    let edit = prop_oneof![
-        4 => (at(), edit_char()).prop_map(|(i, c)| Edit::Replace(i, c)),
-        2 => (at(), edit_char()).prop_map(|(i, c)| Edit::Insert(i, c)),
-        2 => at().prop_map(Edit::Delete),
-        1 => at().prop_map(Edit::Truncate),
-    ];
-    prop::collection::vec(edit, 1..5)
-}
-
-/// `s` with `edits` applied (positions resolved against the current length).
-fn mutate(s: &str, edits: &[Edit]) -> String {
-    let mut chars: Vec<char> = s.chars().collect();
-    for e in edits {
-        let n = chars.len();
-        match *e {
-            Edit::Replace(i, c) if n > 0 => chars[i.of(n)] = c,
-            Edit::Insert(i, c) => chars.insert(i.of(n + 1), c),
-            Edit::Delete(i) if n > 0 => {
-                chars.remove(i.of(n));
-            }
-            Edit::Truncate(i) => chars.truncate(i.of(n + 1)),
-            _ => {}
-        }
-    }
-    chars.into_iter().collect()
-}
+#[path = "../../tests/fuzz_strategies.rs"]
+mod strategies;
+use strategies::{any_text, edits, json_value, mutate, token_text};
 
 // ------------------------------------------------- itsdangerous serializer
 
@@ -260,7 +159,7 @@ fn zlib(data: &[u8]) -> Vec<u8> {
 /// timestamp segments built from arbitrary bytes, JSON and zlib streams.
 fn signed_value() -> impl Strategy<Value = String> {
     let bytes = prop::collection::vec(any::<u8>(), 0..64);
-    let json_bytes = json_value().prop_map(|v| v.to_string().into_bytes());
+    let json_bytes = json_value(3, 6, 24).prop_map(|v| v.to_string().into_bytes());
     let content = prop_oneof![bytes.clone(), json_bytes];
     let payload = prop_oneof![
         content.clone().prop_map(|b| URL_SAFE_NO_PAD.encode(b)),
@@ -299,7 +198,7 @@ proptest! {
     /// past `max_age` (or dated in the future) it is `Expired` with the payload.
     #[test]
     fn serializer_timed_round_trip(
-        v in json_value(),
+        v in json_value(3, 6, 24),
         ts in prop_oneof![0i64..=i64::MAX, 1_500_000_000i64..2_000_000_000],
         age in -5i64..1000,
         max_age in 0i64..1000,
@@ -333,7 +232,7 @@ proptest! {
     /// dumps_untimed → loads_untimed gives the value back; the untimed token
     /// is no timed one.
     #[test]
-    fn serializer_untimed_round_trip(v in json_value()) {
+    fn serializer_untimed_round_trip(v in json_value(3, 6, 24)) {
         let s = serializer();
         let tok = s.dumps_untimed(&v);
         prop_assert_eq!(s.loads_untimed(&tok).ok(), Some(v));
@@ -366,7 +265,7 @@ proptest! {
     /// signature; timed and untimed alike.
     #[test]
     fn serializer_rejects_mutated_tokens(
-        v in json_value(),
+        v in json_value(3, 6, 24),
         ts in 0i64..4_000_000_000,
         edits in edits(),
         max_age in prop::option::of(0i64..100_000),
@@ -524,21 +423,21 @@ fn auth_payload(now: i64) -> impl Strategy<Value = Value> {
         (60i64..10_000_000).prop_map(move |d| json!(now - d)),
         (60.5f64..1e7).prop_map(move |d| json!(now as f64 + d)),
         (60.5f64..1e7).prop_map(move |d| json!(now as f64 - d)),
-        json_value(),
+        json_value(3, 6, 24),
     ];
     let finite = any::<f64>().prop_filter_map("finite", |f| {
         serde_json::Number::from_f64(f).map(Value::Number)
     });
-    let uid = prop_oneof![3 => any_text(40).prop_map(Value::String), 1 => json_value()];
-    let ver = prop_oneof![3 => Just(json!("5")), 1 => json_value()];
-    let paa = prop_oneof![finite, json_value()];
+    let uid = prop_oneof![3 => any_text(40).prop_map(Value::String), 1 => json_value(3, 6, 24)];
+    let ver = prop_oneof![3 => Just(json!("5")), 1 => json_value(3, 6, 24)];
+    let paa = prop_oneof![finite, json_value(3, 6, 24)];
     // Each v5 member present most of the time, plus members of any name.
     let object = (
         prop::option::weighted(0.85, uid),
         prop::option::weighted(0.85, ver),
         prop::option::weighted(0.85, exp),
         prop::option::weighted(0.7, paa),
-        prop::collection::vec((any_text(8), json_value()), 0..3),
+        prop::collection::vec((any_text(8), json_value(3, 6, 24)), 0..3),
     )
         .prop_map(|(uid, ver, exp, paa, extra)| {
             let mut m = Map::new();
@@ -553,11 +452,11 @@ fn auth_payload(now: i64) -> impl Strategy<Value = Value> {
     prop_oneof![
         4 => object,
         1 => prop::collection::vec(
-            prop_oneof![any_text(20).prop_map(Value::String), json_value()],
+            prop_oneof![any_text(20).prop_map(Value::String), json_value(3, 6, 24)],
             0..4,
         )
         .prop_map(Value::Array),
-        1 => json_value(),
+        1 => json_value(3, 6, 24),
     ]
 }
 
@@ -601,7 +500,7 @@ async fn auth_tokens_are_parsed_like_the_oracle() {
     let strategy = (
         prop_oneof![any_text(200), token_text(200)],
         edits(),
-        json_value(),
+        json_value(3, 6, 24),
     );
     check(128, strategy, |(garbage, edits, other_payload)| {
         prop_assert_eq!(crate::authn::parse_auth_token(state, &garbage), None);
@@ -740,7 +639,7 @@ fn body() -> impl Strategy<Value = Vec<u8>> {
         .prop_map(String::from),
         any_text(16),
     ];
-    let value = prop_oneof![2 => word.clone().prop_map(Value::String), 3 => json_value()];
+    let value = prop_oneof![2 => word.clone().prop_map(Value::String), 3 => json_value(3, 6, 24)];
     let object = prop::collection::vec((field.clone(), value), 0..6)
         .prop_map(|kv| {
             Value::Object(kv.into_iter().collect())
@@ -757,7 +656,7 @@ fn body() -> impl Strategy<Value = Vec<u8>> {
     });
     prop_oneof![
         3 => object.clone(),
-        1 => json_value().prop_map(|v| v.to_string().into_bytes()),
+        1 => json_value(3, 6, 24).prop_map(|v| v.to_string().into_bytes()),
         2 => (object, any::<prop::sample::Index>())
             .prop_map(|(b, i)| b[..i.index(b.len() + 1)].to_vec()),
         2 => urlencoded,

@@ -313,102 +313,9 @@ impl Answer {
 
 // ------------------------------------------------------------- strategies
 
-/// Any string: control characters, non-ASCII and astral planes included.
-fn any_text(max: usize) -> impl Strategy<Value = String> {
-    prop::collection::vec(any::<char>(), 0..max).prop_map(String::from_iter)
-}
-
-/// Strings over the alphabet of tokens and cookies.
-fn token_text(max: usize) -> impl Strategy<Value = String> {
-    proptest::string::string_regex(&format!("[A-Za-z0-9_=.|+/-]{{0,{max}}}")).expect("regex")
-}
-
-/// Any JSON value, nested.
-fn json_value() -> impl Strategy<Value = Value> {
-    let leaf = prop_oneof![
-        Just(Value::Null),
-        any::<bool>().prop_map(Value::Bool),
-        any::<i64>().prop_map(Value::from),
-        any::<f64>().prop_filter_map("finite", |f| serde_json::Number::from_f64(f)
-            .map(Value::Number)),
-        any_text(16).prop_map(Value::String),
-    ];
-    leaf.prop_recursive(2, 16, 4, |inner| {
-        prop_oneof![
-            prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
-            prop::collection::vec((any_text(8), inner), 0..4)
-                .prop_map(|kv| Value::Object(kv.into_iter().collect())),
-        ]
-    })
-}
-
-#[derive(Debug, Clone)]
-enum Edit {
-    Replace(At, char),
-    Insert(At, char),
-    Delete(At),
-    Truncate(At),
-}
-
-/// Where an edit applies: anywhere, or among the last 32 characters (where
-/// signatures and digests are).
-#[derive(Debug, Clone, Copy)]
-enum At {
-    Anywhere(usize),
-    NearEnd(usize),
-}
-
-impl At {
-    /// An index in `0..len` (`len` > 0).
-    fn of(self, len: usize) -> usize {
-        match self {
-            At::Anywhere(i) => i % len,
-            At::NearEnd(i) => len - 1 - i % len.min(32),
-        }
-    }
-}
-
-fn at() -> impl Strategy<Value = At> {
-    prop_oneof![
-        any::<usize>().prop_map(At::Anywhere),
-        any::<usize>().prop_map(At::NearEnd),
-    ]
-}
-
-fn edits() -> impl Strategy<Value = Vec<Edit>> {
-    let c = prop_oneof![
-        3 => prop::sample::select(
-            "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.=+/|%"
-                .chars()
-                .collect::<Vec<_>>()
-        ),
-        1 => any::<char>(),
-    ];
-    let edit = prop_oneof![
-        4 => (at(), c.clone()).prop_map(|(i, c)| Edit::Replace(i, c)),
-        2 => (at(), c).prop_map(|(i, c)| Edit::Insert(i, c)),
-        2 => at().prop_map(Edit::Delete),
-        1 => at().prop_map(Edit::Truncate),
-    ];
-    prop::collection::vec(edit, 1..5)
-}
-
-fn mutate(s: &str, edits: &[Edit]) -> String {
-    let mut chars: Vec<char> = s.chars().collect();
-    for e in edits {
-        let n = chars.len();
-        match *e {
-            Edit::Replace(i, c) if n > 0 => chars[i.of(n)] = c,
-            Edit::Insert(i, c) => chars.insert(i.of(n + 1), c),
-            Edit::Delete(i) if n > 0 => {
-                chars.remove(i.of(n));
-            }
-            Edit::Truncate(i) => chars.truncate(i.of(n + 1)),
-            _ => {}
-        }
-    }
-    chars.into_iter().collect()
-}
+#[path = "../fuzz_strategies.rs"]
+mod strategies;
+use strategies::{any_text, edits, json_value, mutate, token_text};
 
 /// A credential to present: noise, or an edited copy of the real one.
 fn tampered(real: &str) -> impl Strategy<Value = String> + use<> {
@@ -496,7 +403,7 @@ fn field_value() -> impl Strategy<Value = Value> {
         3 => word().prop_map(Value::String),
         1 => any::<bool>().prop_map(Value::Bool),
         1 => Just(Value::Null),
-        2 => json_value(),
+        2 => json_value(2, 4, 16),
     ]
 }
 
@@ -530,7 +437,7 @@ fn json_body() -> impl Strategy<Value = Vec<u8>> {
         .boxed();
     prop_oneof![
         4 => object.clone(),
-        1 => json_value().prop_map(|v| v.to_string().into_bytes()),
+        1 => json_value(2, 4, 16).prop_map(|v| v.to_string().into_bytes()),
         2 => (object, any::<prop::sample::Index>())
             .prop_map(|(b, i)| b[..i.index(b.len())].to_vec()),
         1 => prop::collection::vec(any::<u8>(), 0..100),
