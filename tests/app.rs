@@ -87,10 +87,9 @@ fn api_echo(body: TokenJson<Value>) -> Json<Value> {
 async fn my_sessions(
     user: CurrentUser,
     this: SessionId,
-    rocket: &rocket::State<AdminHandle>,
+    admin: Admin,
 ) -> Result<Json<Value>, rocket::http::Status> {
-    let sessions = rocket
-        .get()?
+    let sessions = admin
         .sessions(user.id)
         .await
         .map_err(|_| rocket::http::Status::ServiceUnavailable)?;
@@ -114,24 +113,13 @@ async fn my_sessions(
 async fn revoke_others(
     user: CurrentUser,
     this: SessionId,
-    rocket: &rocket::State<AdminHandle>,
+    admin: Admin,
 ) -> Result<Json<Value>, rocket::http::Status> {
-    let n = rocket
-        .get()?
+    let n = admin
         .revoke_sessions(user.id, this.0.as_deref())
         .await
         .map_err(|_| rocket::http::Status::ServiceUnavailable)?;
     Ok(Json(json!({ "revoked": n })))
-}
-
-/// The [`Admin`] handle, filled once the app has ignited.
-#[derive(Default)]
-pub struct AdminHandle(std::sync::OnceLock<Admin>);
-
-impl AdminHandle {
-    fn get(&self) -> Result<&Admin, rocket::http::Status> {
-        self.0.get().ok_or(rocket::http::Status::ServiceUnavailable)
-    }
 }
 
 /// Settings of one test app.
@@ -274,14 +262,7 @@ pub async fn build(opts: Options) -> Result<Rocket<Build>, String> {
     }
     Ok(rocket::custom(figment(&opts))
         .manage(db)
-        .manage(AdminHandle::default())
         .attach(security)
-        .attach(rocket::fairing::AdHoc::on_ignite("admin handle", |rocket| async {
-            if let (Some(admin), Some(handle)) = (Admin::of(&rocket), rocket.state::<AdminHandle>()) {
-                let _ = handle.0.set(admin);
-            }
-            rocket
-        }))
         .mount(
             "/",
             routes![

@@ -352,8 +352,7 @@ impl<'r, T: serde::de::DeserializeOwned> rocket::data::FromData<'r> for TokenJso
 /// use flask_security_rs::{Admin, CurrentUser, SessionId};
 ///
 /// #[rocket::post("/sign-out-elsewhere")]
-/// async fn elsewhere(user: CurrentUser, this: SessionId, rocket: &rocket::Rocket<rocket::Orbit>) -> String {
-///     let Some(admin) = Admin::of(rocket) else { return "no security".into() };
+/// async fn elsewhere(user: CurrentUser, this: SessionId, admin: Admin) -> String {
 ///     match admin.revoke_sessions(user.0.id, this.0.as_deref()).await {
 ///         Ok(n) => format!("{n} other sessions ended"),
 ///         Err(e) => format!("failed: {e}"),
@@ -362,6 +361,19 @@ impl<'r, T: serde::de::DeserializeOwned> rocket::data::FromData<'r> for TokenJso
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionId(pub Option<String>);
+
+/// The [`crate::Admin`] handle as a request guard (500 without the fairing).
+#[rocket::async_trait]
+impl<'r> FromRequest<'r> for crate::Admin {
+    type Error = ();
+
+    async fn from_request(req: &'r Request<'_>) -> request::Outcome<Self, ()> {
+        match SecurityState::of(req) {
+            Some(state) => Outcome::Success(state.admin()),
+            None => Outcome::Error((Status::InternalServerError, ())),
+        }
+    }
+}
 
 #[rocket::async_trait]
 impl<'r> FromRequest<'r> for SessionId {

@@ -221,43 +221,52 @@ async fn register_post(ctx: Ctx<'_>, cfg: &State<RegisterConfig>, form: FormInpu
 
     // Generic responses: an existing identity gets a mail, the caller the same
     // answer as a registration (minus `user`), after the same hashing work.
+    // In both cases the mail's links (digests of the email or of the stored
+    // password) are made while the password hash runs, so that neither
+    // answer takes longer for the digest's input (generic-mode timing).
     if let Some(taken) = &reg.taken {
-        let _ = ctx.state.passwords.hash(&reg.password).await;
-        send_existing(&ctx, cfg, taken, &reg).await;
+        let _ = tokio::join!(
+            ctx.state.passwords.hash(&reg.password),
+            send_existing(&ctx, cfg, taken, &reg)
+        );
         return if ctx.json() {
             Reply::ok(ctx.payload(None))
         } else {
             Reply::redirect(post_register_view(&ctx, cfg))
         };
     }
-    let hash = match ctx.state.passwords.hash(&reg.password).await {
-        Ok(h) => h,
-        Err(HashFailure::Busy) => return Reply::busy(ctx.state.passwords.wait()),
-        Err(_) => {
-            return Reply::error(rocket::http::Status::InternalServerError, Msg::ApiError);
-        }
-    };
     let mut new = NewUser {
         email: reg.email.clone(),
         username: reg.username.clone(),
-        password_hash: Some(hash),
         active: true,
         fs_uniquifier: Some(new_uniquifier()),
         ..Default::default()
     };
     // The welcome mail is queued in the transaction that creates the user:
     // both happen, or neither.
-    if cfg.send_register_email {
-        let prospective = User::prospective(&new);
-        let welcome = Outgoing {
-            to: &new.email,
+    let prospective = User::prospective(&new);
+    let welcome = async {
+        if !cfg.send_register_email {
+            return None;
+        }
+        let mail = Outgoing {
+            to: &prospective.email,
             subject: &cfg.email_subject_register,
             template: "welcome",
             context: Context::new(),
             about: Some(&prospective),
         };
-        new.mails.extend(mail::render(&ctx, welcome).await);
-    }
+        mail::render(&ctx, mail).await
+    };
+    let (hash, welcome) = tokio::join!(ctx.state.passwords.hash(&reg.password), welcome);
+    new.password_hash = Some(match hash {
+        Ok(h) => h,
+        Err(HashFailure::Busy) => return Reply::busy(ctx.state.passwords.wait()),
+        Err(_) => {
+            return Reply::error(rocket::http::Status::InternalServerError, Msg::ApiError);
+        }
+    });
+    new.mails.extend(welcome);
     let mails = new.mails.clone();
     let user = match ctx.state.datastore.create_user(new).await {
         Ok(u) => u,
