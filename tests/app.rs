@@ -9,7 +9,8 @@ use flask_security_rs::entity::{role, user};
 use flask_security_rs::sea_orm::{Database, DatabaseConnection, DbErr};
 use flask_security_rs::{
     Admin, Clock, CurrentUser, DatastoreError, LoginHook, Mailer, NewUser, SeaOrmDatastore,
-    Security, SessionId, TokenJson, UserDatastoreExt, auth_required, permissions_required, roles_required,
+    Security, SessionId, TokenJson, UserDatastoreExt, auth_required, permissions_required,
+    roles_required,
 };
 use rocket::figment::Figment;
 use rocket::response::content::RawHtml;

@@ -335,7 +335,10 @@ impl Fairing for Security {
             log::error!("flask_security_rs: preparing the datastore failed: {e}");
             return Err(rocket);
         }
-        if rocket.state::<SecurityState>().is_some_and(|s| s.sessions.is_none()) {
+        if rocket
+            .state::<SecurityState>()
+            .is_some_and(|s| s.sessions.is_none())
+        {
             log::warn!(
                 "flask_security_rs: the datastore keeps no session records: sessions live in \
                  the cookie alone and logout cannot revoke copies of it"

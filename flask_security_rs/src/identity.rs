@@ -40,11 +40,13 @@ pub(crate) fn normalize_email(raw: &str) -> Option<String> {
 /// first), numbers, punctuation and symbols.
 fn has_unsafe_chars(s: &str) -> bool {
     use unicode_properties::{GeneralCategoryGroup as G, UnicodeGeneralCategory};
-    s.chars().enumerate().any(|(i, c)| match c.general_category_group() {
-        G::Letter | G::Number | G::Punctuation | G::Symbol => false,
-        G::Mark => i == 0,
-        G::Separator | G::Other => true,
-    })
+    s.chars()
+        .enumerate()
+        .any(|(i, c)| match c.general_category_group() {
+            G::Letter | G::Number | G::Punctuation | G::Symbol => false,
+            G::Mark => i == 0,
+            G::Separator | G::Other => true,
+        })
 }
 
 /// The key an email address is unique and found by: Unicode default case
@@ -72,7 +74,9 @@ pub fn email_key(email: &str) -> String {
 /// ```
 pub fn username_key(username: &str) -> String {
     let decomposed: String = username.nfkd().collect();
-    caseless::default_case_fold_str(&decomposed).nfkd().collect()
+    caseless::default_case_fold_str(&decomposed)
+        .nfkd()
+        .collect()
 }
 
 /// Flask-Security's username rules: no markup, letters and digits, length,

@@ -100,6 +100,8 @@ mod config;
 mod datastore;
 mod fairing;
 mod features;
+#[cfg(test)]
+mod fuzz_tests;
 mod guards;
 mod http;
 pub mod identity;
@@ -110,7 +112,6 @@ mod passwords;
 mod state;
 mod tokens;
 mod util;
-#[cfg(test)] mod fuzz_tests;
 
 pub use clock::Clock;
 pub use config::{
@@ -119,8 +120,8 @@ pub use config::{
 };
 pub use datastore::{
     Admin, BoxError, DatastoreError, Extensions, Lookup, NewUser, OutboxStore, QueuedMail, Role,
-    SeaOrmDatastore, SessionInfo, SessionStore, User, UserDatastore, UserDatastoreExt, UserUpdate, entity,
-    migration,
+    SeaOrmDatastore, SessionInfo, SessionStore, User, UserDatastore, UserDatastoreExt, UserUpdate,
+    entity, migration,
 };
 pub use fairing::Security;
 pub use features::throttle::{Backoff, ThrottleEntry, ThrottleStore};

@@ -31,7 +31,13 @@ fn main() {
                     let mut out = [0u8; 32];
                     let mut n = 0u64;
                     while Instant::now() < deadline {
-                        if a.hash_password_into(b"password-of-a-user", b"sixteen-byte-slt", &mut out).is_ok() {
+                        if a.hash_password_into(
+                            b"password-of-a-user",
+                            b"sixteen-byte-slt",
+                            &mut out,
+                        )
+                        .is_ok()
+                        {
                             n += 1;
                         }
                     }

@@ -106,12 +106,19 @@ async fn a_locked_database_gives_503_not_401() {
         _ => {
             // WAL: another connection's write lock stops writers only.
             drop(txn);
-            locker.execute_unprepared("BEGIN IMMEDIATE").await.expect("begin");
+            locker
+                .execute_unprepared("BEGIN IMMEDIATE")
+                .await
+                .expect("begin");
             locker
                 .execute_unprepared("UPDATE \"user\" SET login_count = login_count WHERE id < 0")
                 .await
                 .expect("write");
-            assert_eq!(locked_app.token_status(&token).await, Status::Ok, "reads go on");
+            assert_eq!(
+                locked_app.token_status(&token).await,
+                Status::Ok,
+                "reads go on"
+            );
             let resp = locked_app
                 .client
                 .post("/register")

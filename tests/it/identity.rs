@@ -47,7 +47,11 @@ async fn case_and_normal_form_variants_are_one_account() {
     let lower = format!("ölaf-{tag}@example.com");
     let (s, b) = app.login(&lower, PW).await;
     assert_eq!(s, Status::Ok, "{b}");
-    assert_eq!(app.app_json("/api/data").await.1["user"], json!(upper), "stored as registered");
+    assert_eq!(
+        app.app_json("/api/data").await.1["user"],
+        json!(upper),
+        "stored as registered"
+    );
     app.logout().await;
     // ... and cannot be registered again, in either case or in NFD.
     for variant in [lower.clone(), format!("O\u{308}LAF-{tag}@EXAMPLE.COM")] {
@@ -65,10 +69,17 @@ async fn case_and_normal_form_variants_are_one_account() {
     let nfc = format!("jos\u{e9}-{tag}@example.com");
     register_confirmed(&app, &nfd).await;
     let (s, b) = register(&app, &nfc).await;
-    assert_eq!((s, &b["field_errors"]["email"][0]), (Status::BadRequest, &taken(&nfc)));
+    assert_eq!(
+        (s, &b["field_errors"]["email"][0]),
+        (Status::BadRequest, &taken(&nfc))
+    );
     let (s, b) = app.login(&nfc, PW).await;
     assert_eq!(s, Status::Ok, "{b}");
-    assert_eq!(app.app_json("/api/data").await.1["user"], json!(nfc), "stored in NFC");
+    assert_eq!(
+        app.app_json("/api/data").await.1["user"],
+        json!(nfc),
+        "stored in NFC"
+    );
     app.logout().await;
     // ß folds to ss, as Python's casefold does.
     let strasse = format!("straße-{tag}@example.com");
@@ -78,7 +89,10 @@ async fn case_and_normal_form_variants_are_one_account() {
     app.logout().await;
     // A reset for another spelling mails the stored address.
     let (s, _) = app
-        .post_json_no_csrf("/reset", json!({"email": format!("ÖLAF-{tag}@example.com")}))
+        .post_json_no_csrf(
+            "/reset",
+            json!({"email": format!("ÖLAF-{tag}@example.com")}),
+        )
         .await;
     assert_eq!(s, Status::Ok);
     app.mail(&upper, "Password reset instructions").await;
@@ -95,7 +109,11 @@ async fn invisible_and_unsafe_characters_are_refused() {
     ] {
         let (s, b) = register(&app, &email).await;
         assert_eq!(s, Status::BadRequest, "{email:?}");
-        assert_eq!(b["field_errors"]["email"], json!(["Invalid email address"]), "{email:?}: {b}");
+        assert_eq!(
+            b["field_errors"]["email"],
+            json!(["Invalid email address"]),
+            "{email:?}: {b}"
+        );
     }
 }
 
@@ -116,7 +134,10 @@ async fn unicode_usernames_sign_in_in_any_case() {
     app.client.get(format!("/confirm/{token}")).dispatch().await;
     app.logout().await;
     let (s, b) = app
-        .post_json("/login", json!({"username": name.to_lowercase(), "password": PW}))
+        .post_json(
+            "/login",
+            json!({"username": name.to_lowercase(), "password": PW}),
+        )
         .await;
     assert_eq!(s, Status::Ok, "{b}");
     app.logout().await;
@@ -127,7 +148,12 @@ async fn unicode_usernames_sign_in_in_any_case() {
         )
         .await;
     assert_eq!(s, Status::BadRequest, "{b}");
-    assert!(b["field_errors"]["username"][0].as_str().is_some_and(|m| m.contains("already associated")), "{b}");
+    assert!(
+        b["field_errors"]["username"][0]
+            .as_str()
+            .is_some_and(|m| m.contains("already associated")),
+        "{b}"
+    );
 }
 
 /// Case variants of every letter of `base`: 2^n spellings.
@@ -164,7 +190,10 @@ async fn concurrent_case_variants_make_one_account() {
     }
     // Any spelling now names that one (unconfirmed) account.
     let (s, b) = app.login(&base.to_uppercase(), PW).await;
-    assert_eq!((s, &b["errors"]), (Status::BadRequest, &json!(["Email requires confirmation."])));
+    assert_eq!(
+        (s, &b["errors"]),
+        (Status::BadRequest, &json!(["Email requires confirmation."]))
+    );
 }
 
 #[rocket::async_test]
@@ -180,14 +209,21 @@ async fn concurrent_username_changes_to_one_name_make_one_owner() {
     }
     let variants = case_variants(&name, apps.len());
     let results = join_all(apps.iter().zip(&variants).map(|(a, n)| {
-        a.post_json("/change-username", json!({"username": n, "password": "s3cret-pass"}))
+        a.post_json(
+            "/change-username",
+            json!({"username": n, "password": "s3cret-pass"}),
+        )
     }))
     .await;
     let ok = results.iter().filter(|(s, _)| *s == Status::Ok).count();
     assert_eq!(ok, 1, "{results:?}");
-    assert!(results.iter().all(|(s, _)| *s == Status::Ok || *s == Status::BadRequest), "{results:?}");
+    assert!(
+        results
+            .iter()
+            .all(|(s, _)| *s == Status::Ok || *s == Status::BadRequest),
+        "{results:?}"
+    );
 }
-
 
 #[rocket::async_test]
 async fn users_written_by_another_application_are_indexed_unchanged() {
@@ -197,7 +233,9 @@ async fn users_written_by_another_application_are_indexed_unchanged() {
     let email = format!("Flask-{}@Example.com", uuid());
     let hash = {
         let (e, _) = app.confirmed_user().await;
-        let db = fs_tests::app::open_database(&app.options.database_url).await.expect("db");
+        let db = fs_tests::app::open_database(&app.options.database_url)
+            .await
+            .expect("db");
         let row = db
             .query_one_raw(Statement::from_string(
                 db.get_database_backend(),
@@ -208,7 +246,9 @@ async fn users_written_by_another_application_are_indexed_unchanged() {
             .expect("row");
         row.try_get_by_index::<String>(0).expect("hash")
     };
-    let db = fs_tests::app::open_database(&app.options.database_url).await.expect("db");
+    let db = fs_tests::app::open_database(&app.options.database_url)
+        .await
+        .expect("db");
     db.execute_raw(Statement::from_string(
         db.get_database_backend(),
         format!(
@@ -223,7 +263,10 @@ async fn users_written_by_another_application_are_indexed_unchanged() {
     let (s, b) = app.login(&email.to_lowercase(), PW).await;
     assert_eq!(s, Status::Ok, "{b}");
     app.logout().await;
-    assert_eq!(register(&app, &email.to_uppercase()).await.0, Status::BadRequest);
+    assert_eq!(
+        register(&app, &email.to_uppercase()).await.0,
+        Status::BadRequest
+    );
     // A restart indexes the rest; the stored address is as it was written.
     let again = another_instance(&app).await;
     let (s, b) = again.login(&email.to_uppercase(), PW).await;

@@ -109,10 +109,17 @@ async fn auth_token_deep_in_a_json_body_is_found() {
     // password is what it reports (not a 401).
     let body = json!({"padding": padding, "password": "wrong-one", "new_password": "another-pass1", "new_password_confirm": "another-pass1", "auth_token": token});
     let (s, b) = app.post_json_no_csrf("/change", body).await;
-    assert_eq!((s, &b["field_errors"]["password"]), (Status::BadRequest, &json!(["Invalid password"])), "{b}");
+    assert_eq!(
+        (s, &b["field_errors"]["password"]),
+        (Status::BadRequest, &json!(["Invalid password"])),
+        "{b}"
+    );
     // Without it, 401.
     let body = json!({"padding": padding, "password": "wrong-one", "new_password": "another-pass1", "new_password_confirm": "another-pass1"});
-    assert_eq!(app.post_json_no_csrf("/change", body).await.0, Status::Unauthorized);
+    assert_eq!(
+        app.post_json_no_csrf("/change", body).await.0,
+        Status::Unauthorized
+    );
     // An app route.
     let r = app
         .client
@@ -122,7 +129,8 @@ async fn auth_token_deep_in_a_json_body_is_found() {
         .dispatch()
         .await;
     assert_eq!(r.status(), Status::Ok);
-    let v: serde_json::Value = serde_json::from_str(&r.into_string().await.unwrap_or_default()).unwrap();
+    let v: serde_json::Value =
+        serde_json::from_str(&r.into_string().await.unwrap_or_default()).unwrap();
     assert_eq!(v, json!({"user": email, "note": "hi"}));
     let tampered = format!("{}x", &token);
     let r = app

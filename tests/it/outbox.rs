@@ -80,7 +80,10 @@ async fn mail_queued_while_smtp_is_down_arrives_once_it_is_back() {
     let app = app_on_port(port, &[]).await;
     let email = unique_email();
     let (_, took) = register(&app, &email).await;
-    assert!(took < Duration::from_secs(2), "the request did not wait on SMTP: {took:?}");
+    assert!(
+        took < Duration::from_secs(2),
+        "the request did not wait on SMTP: {took:?}"
+    );
     // Nothing lost: the welcome mail waits in the outbox, and a retry of the
     // registration is (rightly) refused as a duplicate.
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -103,7 +106,10 @@ async fn mail_queued_while_smtp_is_down_arrives_once_it_is_back() {
         .wait_for(&email, "Welcome", Duration::from_secs(5))
         .await
         .expect("the welcome mail");
-    assert!(mail.text.contains("/confirm/"), "with its confirmation link");
+    assert!(
+        mail.text.contains("/confirm/"),
+        "with its confirmation link"
+    );
     assert_eq!(sink.messages().await.len(), 1, "delivered once");
     assert!(a.dead_mails().await.expect("dead").is_empty());
 }
@@ -123,7 +129,10 @@ async fn a_black_holed_smtp_server_does_not_hold_up_requests() {
         assert_eq!(s, Status::Ok);
         slowest = slowest.max(t.elapsed());
     }
-    assert!(slowest < Duration::from_secs(2), "slowest request {slowest:?}");
+    assert!(
+        slowest < Duration::from_secs(2),
+        "slowest request {slowest:?}"
+    );
     // The sender gave up on each attempt after mail_send_timeout (1 s) and
     // keeps them for a retry.
     tokio::time::sleep(Duration::from_millis(1500)).await;
@@ -145,18 +154,28 @@ async fn mails_that_keep_failing_become_dead_letters() {
     assert_eq!(dead[0].mail.to, email);
     assert_eq!(dead[0].attempts, 3);
     assert!(
-        dead[0].last_error.as_deref().is_some_and(|e| e.contains("550")),
+        dead[0]
+            .last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("550")),
         "{:?}",
         dead[0].last_error
     );
-    assert_eq!(a.pending_mails().await.expect("pending"), 0, "no longer retried");
+    assert_eq!(
+        a.pending_mails().await.expect("pending"),
+        0,
+        "no longer retried"
+    );
     // Debug output never shows the bodies (they carry sign-in links).
     let shown = format!("{:?}", dead[0]);
     assert!(!shown.contains("/confirm/"), "{shown}");
     // An operator can queue it again.
     assert!(a.retry_mail(dead[0].id).await.expect("retry"));
     assert_eq!(a.pending_mails().await.expect("pending"), 1);
-    assert!(!a.retry_mail(dead[0].id).await.expect("retry"), "not dead any more");
+    assert!(
+        !a.retry_mail(dead[0].id).await.expect("retry"),
+        "not dead any more"
+    );
 }
 
 #[rocket::async_test]

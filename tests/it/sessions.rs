@@ -44,7 +44,11 @@ async fn logout_revokes_copies_of_the_session_and_remember_cookies() {
     let (email, pw) = app.confirmed_user().await;
     login_remember(&app, &email, &pw).await;
     let jar = cookie_jar(&app);
-    let session: Vec<_> = jar.iter().filter(|(n, _)| n == "session").cloned().collect();
+    let session: Vec<_> = jar
+        .iter()
+        .filter(|(n, _)| n == "session")
+        .cloned()
+        .collect();
     let remember: Vec<_> = jar
         .iter()
         .filter(|(n, _)| n == "remember_token")
@@ -59,8 +63,14 @@ async fn logout_revokes_copies_of_the_session_and_remember_cookies() {
     assert_eq!(data_status_with(&thief, &remember).await, Status::Ok);
 
     app.logout().await;
-    assert_eq!(data_status_with(&thief, &session).await, Status::Unauthorized);
-    assert_eq!(data_status_with(&thief, &remember).await, Status::Unauthorized);
+    assert_eq!(
+        data_status_with(&thief, &session).await,
+        Status::Unauthorized
+    );
+    assert_eq!(
+        data_status_with(&thief, &remember).await,
+        Status::Unauthorized
+    );
     let both: Vec<_> = session.iter().chain(&remember).cloned().collect();
     assert_eq!(data_status_with(&thief, &both).await, Status::Unauthorized);
 }
@@ -112,12 +122,17 @@ async fn sessions_are_listed_and_revoked() {
     assert_eq!(st, Status::Ok, "{list}");
     let sessions = list["sessions"].as_array().cloned().unwrap_or_default();
     assert_eq!(sessions.len(), 2, "{list}");
-    let current: Vec<&Value> = sessions.iter().filter(|s| s["current"] == json!(true)).collect();
+    let current: Vec<&Value> = sessions
+        .iter()
+        .filter(|s| s["current"] == json!(true))
+        .collect();
     assert_eq!(current.len(), 1, "{list}");
     assert_eq!(current[0]["user_agent"], json!("browser-a"));
     assert!(sessions.iter().all(|s| s["remembered"] == json!(true)));
     assert!(
-        sessions.iter().all(|s| s["id"].as_str().is_some_and(|i| i.len() == 64)),
+        sessions
+            .iter()
+            .all(|s| s["id"].as_str().is_some_and(|i| i.len() == 64)),
         "{list}"
     );
 
@@ -131,7 +146,10 @@ async fn sessions_are_listed_and_revoked() {
         )
         .await;
     assert_eq!(r.status(), Status::Ok);
-    assert_eq!(r.into_string().await.unwrap_or_default(), r#"{"revoked":1}"#);
+    assert_eq!(
+        r.into_string().await.unwrap_or_default(),
+        r#"{"revoked":1}"#
+    );
     assert_eq!(b.app_json("/api/data").await.0, Status::Unauthorized);
     assert_eq!(a.app_json("/api/data").await.0, Status::Ok);
     let (_, list) = a.app_json("/api/sessions").await;
@@ -141,9 +159,8 @@ async fn sessions_are_listed_and_revoked() {
 #[rocket::async_test]
 async fn a_session_ends_after_its_lifetime_even_when_the_cookie_is_replayed() {
     let mut s = setup().await;
-    s.opts.extra = Some(
-        rocket::figment::Figment::new().merge(("security.permanent_session_lifetime", 600)),
-    );
+    s.opts.extra =
+        Some(rocket::figment::Figment::new().merge(("security.permanent_session_lifetime", 600)));
     let app = app_with(s, |r| r).await;
     let (email, pw) = app.confirmed_user().await;
     assert_eq!(app.login(&email, &pw).await.0, Status::Ok);
@@ -155,7 +172,11 @@ async fn a_session_ends_after_its_lifetime_even_when_the_cookie_is_replayed() {
     app.clock.advance(500);
     assert_eq!(app.app_json("/api/data").await.0, Status::Ok);
     app.clock.advance(500);
-    assert_eq!(app.app_json("/api/data").await.0, Status::Ok, "used: slides");
+    assert_eq!(
+        app.app_json("/api/data").await.0,
+        Status::Ok,
+        "used: slides"
+    );
     // After more than the lifetime idle, it has ended, and a copy of the
     // cookie from before cannot revive it.
     app.clock.advance(601);

@@ -11,7 +11,9 @@ const N: usize = 20;
 
 async fn reset_token(app: &App, email: &str) -> String {
     app.sink.clear().await;
-    let (s, b) = app.post_json_no_csrf("/reset", json!({"email": email})).await;
+    let (s, b) = app
+        .post_json_no_csrf("/reset", json!({"email": email}))
+        .await;
     assert_eq!(s, Status::Ok, "{b}");
     let mail = app.mail(email, "Password reset instructions").await;
     link_token(&mail.text, "/reset")
@@ -25,10 +27,11 @@ async fn one_reset_link_used_concurrently_resets_once() {
     // Distinct new passwords, so the one that applied is identifiable.
     let passwords: Vec<String> = (0..N).map(|i| format!("new-password-{i}")).collect();
     let path = format!("/reset/{token}");
-    let results = join_all(passwords.iter().map(|pw| {
-        app.post_json_no_csrf(&path, json!({"password": pw, "password_confirm": pw}))
-    }))
-    .await;
+    let results =
+        join_all(passwords.iter().map(|pw| {
+            app.post_json_no_csrf(&path, json!({"password": pw, "password_confirm": pw}))
+        }))
+        .await;
     let winners: Vec<usize> = (0..N).filter(|&i| results[i].0 == Status::Ok).collect();
     assert_eq!(winners.len(), 1, "{results:?}");
     for (s, b) in &results {
@@ -41,9 +44,15 @@ async fn one_reset_link_used_concurrently_resets_once() {
     }
     app.logout().await;
     // The winner's password is the one that works.
-    assert_eq!(app.try_login(&email, &passwords[winners[0]]).await, Status::Ok);
+    assert_eq!(
+        app.try_login(&email, &passwords[winners[0]]).await,
+        Status::Ok
+    );
     let loser = (winners[0] + 1) % N;
-    assert_eq!(app.try_login(&email, &passwords[loser]).await, Status::BadRequest);
+    assert_eq!(
+        app.try_login(&email, &passwords[loser]).await,
+        Status::BadRequest
+    );
 }
 
 #[rocket::async_test]
@@ -51,9 +60,17 @@ async fn a_change_racing_a_reset_applies_only_one() {
     let (a, b) = twin_apps(setup().await).await;
     let (email, pw) = a.confirmed_user().await;
     for round in 0..6 {
-        let current = if round == 0 { pw.clone() } else { format!("password-{}", round - 1) };
+        let current = if round == 0 {
+            pw.clone()
+        } else {
+            format!("password-{}", round - 1)
+        };
         let token = reset_token(&a, &email).await;
-        assert_eq!(b.login(&email, &current).await.0, Status::Ok, "round {round}");
+        assert_eq!(
+            b.login(&email, &current).await.0,
+            Status::Ok,
+            "round {round}"
+        );
         let changed = format!("changed-{round}");
         let reset = format!("password-{round}");
         let path = format!("/reset/{token}");
@@ -68,7 +85,11 @@ async fn a_change_racing_a_reset_applies_only_one() {
         assert_eq!(oks, 1, "round {round}: change {c:?}, reset {r:?}");
         assert!(c.0 != Status::InternalServerError && r.0 != Status::InternalServerError);
         // Whatever won is the password now: continue the rounds from it.
-        let now = if c.0 == Status::Ok { changed } else { reset.clone() };
+        let now = if c.0 == Status::Ok {
+            changed
+        } else {
+            reset.clone()
+        };
         a.logout().await;
         b.logout().await;
         assert_eq!(a.try_login(&email, &now).await, Status::Ok, "round {round}");
@@ -76,7 +97,10 @@ async fn a_change_racing_a_reset_applies_only_one() {
             // Put the expected password for the next round in place.
             let t = reset_token(&a, &email).await;
             let (s, _) = a
-                .post_json_no_csrf(&format!("/reset/{t}"), json!({"password": reset, "password_confirm": reset}))
+                .post_json_no_csrf(
+                    &format!("/reset/{t}"),
+                    json!({"password": reset, "password_confirm": reset}),
+                )
                 .await;
             assert_eq!(s, Status::Ok);
             a.logout().await;
@@ -104,7 +128,9 @@ async fn one_confirmation_link_used_concurrently_confirms_once() {
         assert_eq!(*s, Status::Found);
         assert!(
             path == "/confirmed"
-                || params.iter().any(|(k, v)| k == "info" && v.contains("already been confirmed")),
+                || params
+                    .iter()
+                    .any(|(k, v)| k == "info" && v.contains("already been confirmed")),
             "{path} {params:?}"
         );
     }

@@ -97,7 +97,11 @@ async fn live_record(
 /// restores the session). With server-side sessions, the cookie's record must
 /// still exist (logout and revocation delete it). Looked up once per request.
 pub(crate) async fn session_user<'r>(req: &'r Request<'_>) -> Option<&'r User> {
-    session_lookup(req).await.as_ref().ok().and_then(Option::as_ref)
+    session_lookup(req)
+        .await
+        .as_ref()
+        .ok()
+        .and_then(Option::as_ref)
 }
 
 async fn session_lookup<'r>(req: &'r Request<'_>) -> &'r Result<Option<User>, Unavailable> {
@@ -186,7 +190,10 @@ pub(crate) struct FullBodyToken(pub Option<String>);
 
 /// Records the `auth_token` of a JSON body read in full, before the token is
 /// looked up.
-pub(crate) fn note_body_token(req: &Request<'_>, body: &serde_json::Map<String, serde_json::Value>) {
+pub(crate) fn note_body_token(
+    req: &Request<'_>,
+    body: &serde_json::Map<String, serde_json::Value>,
+) {
     let token = body
         .get("auth_token")
         .and_then(|v| v.as_str())
@@ -211,7 +218,11 @@ fn presented_token(req: &Request<'_>, state: &SecurityState) -> Option<String> {
 
 /// The user of a valid auth token in the request, with the token's `fs_paa`.
 pub(crate) async fn token_user<'r>(req: &'r Request<'_>) -> Option<&'r (User, f64)> {
-    token_lookup(req).await.as_ref().ok().and_then(Option::as_ref)
+    token_lookup(req)
+        .await
+        .as_ref()
+        .ok()
+        .and_then(Option::as_ref)
 }
 
 async fn token_lookup<'r>(req: &'r Request<'_>) -> &'r Result<Option<(User, f64)>, Unavailable> {

@@ -206,7 +206,11 @@ pub(crate) async fn start(
         s.csrf_token = None;
     });
     if remember {
-        set_remember(req.cookies(), state, &remember_payload(&user.fs_uniquifier, sid.as_deref()));
+        set_remember(
+            req.cookies(),
+            state,
+            &remember_payload(&user.fs_uniquifier, sid.as_deref()),
+        );
     }
     super::csrf::refresh_cookie(req, state);
     Ok(())
@@ -226,7 +230,9 @@ pub(crate) async fn revoke(req: &Request<'_>, state: &SecurityState) -> Result<(
     let Some(store) = &state.sessions else {
         return Ok(());
     };
-    let sid = get(req).sid.or_else(|| remember_cookie(req, state).and_then(|(_, sid)| sid));
+    let sid = get(req)
+        .sid
+        .or_else(|| remember_cookie(req, state).and_then(|(_, sid)| sid));
     if let Some(sid) = sid {
         store.delete_session(&record_id(&sid), None).await?;
     }

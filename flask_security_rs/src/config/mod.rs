@@ -317,14 +317,20 @@ impl MailConfig {
             ("mail_outbox_poll_interval", self.mail_outbox_poll_interval),
         ] {
             if !(v.is_finite() && v > 0.0) {
-                return Err(ConfigError::new(key, "must be a positive number of seconds"));
+                return Err(ConfigError::new(
+                    key,
+                    "must be a positive number of seconds",
+                ));
             }
         }
         if self.mail_max_attempts == 0 {
             return Err(ConfigError::new("mail_max_attempts", "must be at least 1"));
         }
         if self.mail_retry_delay < 1 {
-            return Err(ConfigError::new("mail_retry_delay", "must be at least 1 second"));
+            return Err(ConfigError::new(
+                "mail_retry_delay",
+                "must be at least 1 second",
+            ));
         }
         Ok(())
     }

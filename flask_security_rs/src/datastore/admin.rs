@@ -63,14 +63,18 @@ pub trait UserDatastoreExt: UserDatastore {
 
     /// Activates a user.
     async fn activate_user(&self, user_id: i64) -> Result<(), DatastoreError> {
-        let done = self.update_user(user_id, UserUpdate::new().active(true)).await?;
+        let done = self
+            .update_user(user_id, UserUpdate::new().active(true))
+            .await?;
         super::applied(user_id, done)
     }
 
     /// Deactivates a user: its sessions and tokens stop working at once,
     /// since `active` is checked on every request.
     async fn deactivate_user(&self, user_id: i64) -> Result<(), DatastoreError> {
-        let done = self.update_user(user_id, UserUpdate::new().active(false)).await?;
+        let done = self
+            .update_user(user_id, UserUpdate::new().active(false))
+            .await?;
         super::applied(user_id, done)
     }
 
@@ -225,7 +229,9 @@ impl Admin {
     /// # Errors
     /// When the datastore fails or keeps no session records.
     pub async fn revoke_session(&self, user_id: i64, id: &str) -> Result<bool, DatastoreError> {
-        self.session_store()?.delete_session(id, Some(user_id)).await
+        self.session_store()?
+            .delete_session(id, Some(user_id))
+            .await
     }
 
     /// Revokes every session of the user but `keep` (the current one, say);

@@ -174,7 +174,11 @@ pub(crate) fn identity_table() -> TableCreateStatement {
         .if_not_exists()
         .col(string("kind", 16).not_null())
         .col(ColumnDef::new(Alias::new("value")).text().not_null())
-        .col(ColumnDef::new(Alias::new("user_id")).big_integer().not_null())
+        .col(
+            ColumnDef::new(Alias::new("user_id"))
+                .big_integer()
+                .not_null(),
+        )
         .primary_key(
             Index::create()
                 .col(Alias::new("kind"))
@@ -302,11 +306,7 @@ pub(crate) fn outbox_table() -> TableCreateStatement {
         .col(ColumnDef::new(Alias::new("attempts")).integer().not_null())
         .col(ColumnDef::new(Alias::new("last_error")).text().null())
         .col(string("state", 8).not_null())
-        .col(
-            string("queue", 64)
-                .not_null()
-                .default(Expr::val("default")),
-        )
+        .col(string("queue", 64).not_null().default(Expr::val("default")))
         .to_owned()
 }
 

@@ -26,8 +26,8 @@ use chrono::NaiveDateTime;
 
 pub use admin::{Admin, UserDatastoreExt};
 pub use model::{ColumnOf, RoleField, SecurityRole, SecurityUser, UserField};
-pub use seaorm::SeaOrmDatastore;
 pub use outbox::{OutboxStore, QueuedMail};
+pub use seaorm::SeaOrmDatastore;
 pub use sessions::{SessionInfo, SessionStore};
 
 /// A boxed error from a datastore's backend.
@@ -506,8 +506,7 @@ pub trait UserDatastore: Send + Sync + 'static {
     /// however many requests race for it. A new email or username must keep
     /// its key ([`crate::identity::email_key`]) unique, or the call fails
     /// with [`DatastoreError::Conflict`] and changes nothing.
-    async fn update_user(&self, user_id: i64, update: UserUpdate)
-    -> Result<bool, DatastoreError>;
+    async fn update_user(&self, user_id: i64, update: UserUpdate) -> Result<bool, DatastoreError>;
     /// Deletes a user.
     async fn delete_user(&self, user_id: i64) -> Result<(), DatastoreError>;
     /// Finds a role by name.

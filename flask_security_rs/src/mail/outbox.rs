@@ -116,9 +116,7 @@ impl Outbox {
         };
         let attempts = attempts + 1;
         if attempts >= s.max_attempts {
-            log::error!(
-                "mail {id} to {to} is a dead letter after {attempts} attempts: {error}"
-            );
+            log::error!("mail {id} to {to} is a dead letter after {attempts} attempts: {error}");
             return self.store.failed(id, &error, None).await;
         }
         let delay = s

@@ -309,7 +309,11 @@ where
     /// the index does not know yet (written by another application) is found
     /// by the database's case-insensitive match and then indexed; a row that
     /// no longer matches its user is dropped.
-    async fn find_by_identity(&self, kind: Kind, raw: &str) -> Result<Option<User>, DatastoreError> {
+    async fn find_by_identity(
+        &self,
+        kind: Kind,
+        raw: &str,
+    ) -> Result<Option<User>, DatastoreError> {
         let field = match kind {
             Kind::Email => UserField::Email,
             Kind::Username => UserField::Username,
@@ -438,8 +442,8 @@ where
     }
 
     async fn prepare(&self) -> Result<(), DatastoreError> {
-        use sea_orm_migration::MigrationTrait;
         use super::migration as m;
+        use sea_orm_migration::MigrationTrait;
         // Only what is missing is created: a read-only replica starts too.
         let manager = sea_orm_migration::SchemaManager::new(&self.db);
         let tables: [(&str, &dyn MigrationTrait); 4] = [
@@ -547,7 +551,13 @@ where
             self.claim_identity(&txn, Kind::Username, &Kind::Username.key(name), user_id)
                 .await?;
         }
-        outbox::insert(&txn, &self.outbox_queue, &new.mails, stamp.and_utc().timestamp()).await?;
+        outbox::insert(
+            &txn,
+            &self.outbox_queue,
+            &new.mails,
+            stamp.and_utc().timestamp(),
+        )
+        .await?;
         txn.commit().await.db()?;
         Ok(Self::to_user(model, &roles))
     }
@@ -596,7 +606,13 @@ where
         }
         if !changed {
             if !mails.is_empty() {
-                outbox::insert(&self.db, &self.outbox_queue, &mails, now().and_utc().timestamp()).await?;
+                outbox::insert(
+                    &self.db,
+                    &self.outbox_queue,
+                    &mails,
+                    now().and_utc().timestamp(),
+                )
+                .await?;
             }
             return Ok(true);
         }
@@ -623,7 +639,13 @@ where
                     .await?;
             }
         }
-        outbox::insert(&txn, &self.outbox_queue, &mails, now().and_utc().timestamp()).await?;
+        outbox::insert(
+            &txn,
+            &self.outbox_queue,
+            &mails,
+            now().and_utc().timestamp(),
+        )
+        .await?;
         txn.commit().await.db()?;
         Ok(true)
     }

@@ -161,7 +161,12 @@ where
         self.db.execute(&q).await.db().map(|_| ())
     }
 
-    async fn failed(&self, id: i64, error: &str, retry_at: Option<i64>) -> Result<(), DatastoreError> {
+    async fn failed(
+        &self,
+        id: i64,
+        error: &str,
+        retry_at: Option<i64>,
+    ) -> Result<(), DatastoreError> {
         let error: String = error.chars().take(1000).collect();
         let mut q = Query::update()
             .table(a(TABLE))

@@ -90,7 +90,12 @@ where
         }
     }
 
-    async fn touch_session(&self, id: &str, now: i64, expires_at: i64) -> Result<(), DatastoreError> {
+    async fn touch_session(
+        &self,
+        id: &str,
+        now: i64,
+        expires_at: i64,
+    ) -> Result<(), DatastoreError> {
         let q = Query::update()
             .table(a(TABLE))
             .value(a("last_seen_at"), now)

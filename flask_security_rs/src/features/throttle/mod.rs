@@ -57,9 +57,9 @@ use super::{Feature, Setup, section_keys};
 use crate::config::ConfigError;
 use hook::Throttle;
 
+pub(crate) use store::TABLE;
 pub use store::{Backoff, ThrottleEntry, ThrottleStore};
 pub use table::CreateFsThrottle;
-pub(crate) use store::TABLE;
 
 /// The throttle feature's keys (ours, not Flask-Security's).
 #[derive(Debug, Clone, Deserialize)]
