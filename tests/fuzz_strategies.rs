@@ -115,3 +115,57 @@ pub(crate) fn mutate(s: &str, edits: &[Edit]) -> String {
     }
     chars.into_iter().collect()
 }
+
+/// Redirect targets (`next`): schemes, slashes and backslashes, hosts,
+/// userinfo, encoded separators, whitespace, look-alike characters, markup.
+pub(crate) fn redirect_target() -> impl Strategy<Value = String> {
+    let piece = prop::sample::select(vec![
+        "/",
+        "//",
+        "///",
+        "\\",
+        "\\\\",
+        "http:",
+        "https:",
+        "HTTP:",
+        "javascript:",
+        "data:",
+        "localhost",
+        "LOCALHOST",
+        "localhost:80",
+        "evil.example",
+        "@",
+        ":",
+        "#",
+        "?",
+        "&",
+        "=",
+        "%2f",
+        "%2F",
+        "%5c",
+        "%00",
+        "%09",
+        "%0d%0a",
+        "\t",
+        "\n",
+        "\r",
+        " ",
+        "\u{0}",
+        "\u{1f}",
+        ".",
+        "..",
+        "\u{3000}",
+        "\u{ff0f}",
+        "\u{2215}",
+        "\u{3002}",
+        "a",
+        "next",
+        "<fz>",
+        "\"",
+        "'",
+    ]);
+    prop_oneof![
+        3 => prop::collection::vec(piece, 0..8).prop_map(|p| p.concat()),
+        1 => any_text(30),
+    ]
+}
