@@ -56,12 +56,29 @@ fn raw_secret() -> String {
     hex::encode(bytes)
 }
 
+/// The token signed for this request, and the secret it signs: the cookie
+/// and the JSON body of one response carry the same token, even when a
+/// second ticks over between the two.
+struct Signed(std::sync::Mutex<Option<(String, String)>>);
+
 /// The signed CSRF token of this session, creating the session secret when needed.
 pub(crate) fn generate(req: &Request<'_>, state: &SecurityState) -> String {
     let raw = session::update(req, |s| s.csrf_token.get_or_insert_with(raw_secret).clone());
-    state
+    let signed = req.local_cache(|| Signed(std::sync::Mutex::new(None)));
+    let mut slot = match signed.0.lock() {
+        Ok(g) => g,
+        Err(poisoned) => poisoned.into_inner(),
+    };
+    if let Some((secret, token)) = slot.as_ref()
+        && *secret == raw
+    {
+        return token.clone();
+    }
+    let token = state
         .serializer(CSRF_SALT)
-        .dumps_at(&Value::String(raw), state.clock.now_secs())
+        .dumps_at(&Value::String(raw.clone()), state.clock.now_secs());
+    *slot = Some((raw, token.clone()));
+    token
 }
 
 fn presented(req: &Request<'_>, state: &SecurityState, form_token: Option<&str>) -> Option<String> {
