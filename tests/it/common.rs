@@ -247,15 +247,16 @@ impl App {
     /// Registers and confirms a user.
     pub async fn confirmed_user(&self) -> (String, String) {
         let (email, pw, mail) = self.register().await;
-        let token = link_token(&mail.text, "/confirm");
-        let r = self
-            .client
-            .get(format!("/confirm/{token}"))
-            .dispatch()
-            .await;
-        assert_eq!(r.status(), Status::Found);
+        follow_confirmation(&self.client, &mail).await;
         (email, pw)
     }
+}
+
+/// Follows the confirmation link of `mail` with `client` (a redirect).
+pub async fn follow_confirmation(client: &Client, mail: &SentMail) {
+    let token = link_token(&mail.text, "/confirm");
+    let r = client.get(format!("/confirm/{token}")).dispatch().await;
+    assert_eq!(r.status(), Status::Found);
 }
 
 /// The token of a `http://host<path>/<token>` link in a mail body.

@@ -128,13 +128,7 @@ impl Fuzz {
             .wait_for(&email, "Welcome", Duration::from_secs(10))
             .await
             .expect("welcome mail");
-        let token = link_token(&mail.text, "/confirm");
-        let r = self
-            .client
-            .get(format!("/confirm/{token}"))
-            .dispatch()
-            .await;
-        assert_eq!(r.status(), Status::Found);
+        follow_confirmation(&self.client, &mail).await;
         (email, password)
     }
 
