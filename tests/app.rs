@@ -123,6 +123,9 @@ async fn revoke_others(
     Ok(Json(json!({ "revoked": n })))
 }
 
+/// How often a test app looks for writes by other instances (SQLite).
+pub const CHANGE_POLL_SECS: f64 = 0.05;
+
 /// Settings of one test app.
 #[derive(Clone)]
 pub struct Options {
@@ -219,7 +222,9 @@ pub fn figment(opts: &Options) -> Figment {
         // The seeded accounts are shared by every test on one PostgreSQL
         // database: their failures must not add up to a lockout. The
         // throttling tests turn it on, on accounts of their own.
-        .merge(("security.throttle_enabled", false));
+        .merge(("security.throttle_enabled", false))
+        // Instances on one SQLite file hear of each other's writes this often.
+        .merge(("security.identity_cache_poll_interval", CHANGE_POLL_SECS));
     if opts.spa {
         fig = fig
             .merge(("security.flash_messages", false))

@@ -11,7 +11,10 @@ use rocket::{Build, Request, Rocket};
 
 use crate::authn::BodyFields;
 use crate::clock::Clock;
-use crate::config::{self, ConfigError, MailConfig, Mechanism, Secret, SecurityConfig};
+use crate::config::{
+    self, CacheConfig, ConfigError, MailConfig, Mechanism, Secret, SecurityConfig,
+};
+use crate::datastore::cache::Identities;
 use crate::datastore::{Admin, DatastoreError, User, UserDatastore};
 use crate::features::{self, Setup};
 use crate::http::templates::Templates;
@@ -241,14 +244,18 @@ impl Security {
             config.hash_concurrency(),
             std::time::Duration::from_secs_f64(config.password_hash_queue_timeout),
         );
+        let cache: CacheConfig = config::extract(figment).map_err(err)?;
+        cache.validate().map_err(err)?;
         let extensions = self.datastore.clone().extensions();
+        let identities = Identities::new(self.datastore.clone(), &extensions, &cache);
         let state = SecurityState {
             policy: PasswordPolicy::new(&config),
             keys: config.signing_keys(),
             default_mechanisms: Mechanism::mask(&config.api_enabled_methods),
             config,
-            datastore: self.datastore.clone(),
-            sessions: extensions.get::<dyn crate::datastore::SessionStore>(),
+            datastore: identities.users.clone(),
+            sessions: identities.sessions.clone(),
+            identities,
             outbox: extensions
                 .get::<dyn crate::datastore::OutboxStore>()
                 .map(|store| {
@@ -357,6 +364,10 @@ impl Fairing for Security {
         let Some(state) = rocket.state::<SecurityState>() else {
             return;
         };
+        let shutdown = rocket.shutdown();
+        state.identities.start_feed(async move {
+            shutdown.await;
+        });
         if let Some(outbox) = state.outbox.clone() {
             let shutdown = rocket.shutdown();
             let (mailer, clock) = (state.mailer.clone(), state.clock.clone());

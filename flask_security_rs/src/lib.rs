@@ -115,13 +115,13 @@ mod util;
 
 pub use clock::Clock;
 pub use config::{
-    BreachedCheck, ComplexityChecker, ConfigError, CsrfCookie, MailConfig, Mechanism, PasswordHash,
-    RedirectBehavior, SameSite, Secret, SecurityConfig,
+    BreachedCheck, CacheConfig, ComplexityChecker, ConfigError, CsrfCookie, MailConfig, Mechanism,
+    PasswordHash, RedirectBehavior, SameSite, Secret, SecurityConfig,
 };
 pub use datastore::{
-    Admin, BoxError, DatastoreError, Extensions, Lookup, NewUser, OutboxStore, QueuedMail, Role,
-    SeaOrmDatastore, SessionInfo, SessionStore, User, UserDatastore, UserDatastoreExt, UserUpdate,
-    entity, migration,
+    Admin, BoxError, Change, ChangeFeed, ChangeSink, DatastoreError, Extensions, Lookup, NewUser,
+    OutboxStore, QueuedMail, Role, SeaOrmDatastore, SessionInfo, SessionStore, User, UserDatastore,
+    UserDatastoreExt, UserUpdate, entity, migration,
 };
 pub use fairing::Security;
 pub use features::throttle::{Backoff, ThrottleEntry, ThrottleStore};

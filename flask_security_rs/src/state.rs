@@ -56,6 +56,9 @@ pub(crate) struct SecurityState {
     pub datastore: Arc<dyn UserDatastore>,
     /// Server-side session records, when the datastore offers them.
     pub sessions: Option<Arc<dyn crate::datastore::SessionStore>>,
+    /// Lookups of the users of sessions and tokens (through the identity
+    /// cache when it is on; `datastore` and `sessions` then invalidate it).
+    pub identities: crate::datastore::cache::Identities,
     pub passwords: Passwords,
     pub policy: PasswordPolicy,
     pub mailer: Arc<dyn Mailer>,

@@ -62,7 +62,9 @@ async fn change_password_success_ends_other_sessions_and_tokens() {
         .to_string();
     assert_ne!(new_token, old_token);
 
-    // The changing session stays logged in; everything else ends.
+    // The changing session stays logged in; everything else ends (on the
+    // other instance once it has heard of the change).
+    settle_changes().await;
     assert_eq!(app.text("/").await, (Status::Ok, format!("Hello {email}!")));
     assert_eq!(
         other.text("/").await.0,

@@ -298,6 +298,13 @@ pub async fn another_instance(app: &App) -> App {
     app_with(Setup { opts, sink }, |r| r).await
 }
 
+/// Waits until every instance has heard of the writes made so far by
+/// another one: within the poll interval on SQLite, on `NOTIFY` on PostgreSQL.
+pub async fn settle_changes() {
+    let polls = std::time::Duration::from_secs_f64(fs_tests::app::CHANGE_POLL_SECS * 6.0);
+    tokio::time::sleep(polls).await;
+}
+
 /// Two "browsers" (separate clients and cookie jars) on one database and one
 /// clock, each with its own mail sink; `s` configures both.
 pub async fn twin_apps(s: Setup) -> (App, App) {

@@ -272,6 +272,7 @@ async fn reset_ends_existing_sessions_and_auth_tokens() {
     // Another browser resets the password.
     let reset = request_reset(&b, &email).await;
     assert_eq!(post_reset(&b, &reset, NEW_PW, NEW_PW).await.0, Status::Ok);
+    settle_changes().await;
     assert_eq!(a.text("/").await.0, Status::Unauthorized, "session ended");
     assert_eq!(
         a.token_status(&token).await,

@@ -9,10 +9,13 @@ pub(crate) mod csrf;
 pub(crate) mod session;
 pub(crate) mod token;
 
+use std::sync::Arc;
+
 use rocket::request::Request;
 
 use crate::config::Mechanism;
-use crate::datastore::sessions::{SessionInfo, record_id};
+use crate::datastore::SessionStore;
+use crate::datastore::sessions::record_id;
 use crate::datastore::{Lookup, User};
 use crate::login::{self, Attempt, AuthnMethod};
 use crate::state::SecurityState;
@@ -24,8 +27,8 @@ pub(crate) use token::{auth_token, parse_auth_token};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Unavailable;
 
-struct SessionUser(Result<Option<User>, Unavailable>);
-struct TokenUser(Result<Option<(User, f64)>, Unavailable>);
+struct SessionUser(Result<Option<Arc<User>>, Unavailable>);
+struct TokenUser(Result<Option<(Arc<User>, f64)>, Unavailable>);
 /// The user of HTTP basic credentials; `Err` when they could not be checked
 /// (hashing too busy, the database failed, or the attempt throttled).
 struct BasicUser(Result<Option<User>, crate::guards::Refusal>);
@@ -52,8 +55,8 @@ fn unavailable(what: &str, e: &dyn std::fmt::Display) -> Unavailable {
     Unavailable
 }
 
-async fn load(state: &SecurityState, by: Lookup<'_>) -> Result<Option<User>, Unavailable> {
-    match state.datastore.find_user(by).await {
+async fn load(state: &SecurityState, by: Lookup<'_>) -> Result<Option<Arc<User>>, Unavailable> {
+    match state.identities.user(by).await {
         Ok(u) => Ok(u.filter(|u| u.active)),
         Err(e) => Err(unavailable("loading the user", &e)),
     }
@@ -62,25 +65,30 @@ async fn load(state: &SecurityState, by: Lookup<'_>) -> Result<Option<User>, Una
 /// How often a live session's record is marked used (and its end moved).
 const TOUCH_EVERY: i64 = 60;
 
-/// The live server-side record `sid` names, marked used at most once a
-/// minute (which slides its end, and the cookie's: the session cookie is sent
-/// again); `None` when it was revoked or has ended.
-async fn live_record(
+/// The active user of the live server-side record `sid` names, when the
+/// record is `uid`'s; the record is marked used at most once a minute (which
+/// slides its end, and the cookie's: the session cookie is sent again).
+/// `None` when it was revoked or has ended.
+async fn live_session(
     req: &Request<'_>,
     state: &SecurityState,
-    sid: &str,
+    store: &dyn SessionStore,
+    (uid, sid): (&str, &str),
     by_remember: bool,
-) -> Result<Option<SessionInfo>, Unavailable> {
-    let Some(store) = &state.sessions else {
-        return Ok(None);
-    };
+) -> Result<Option<Arc<User>>, Unavailable> {
     let id = record_id(sid);
     let now = state.clock.now_secs();
-    let record = match store.find_session(&id).await {
-        Ok(Some(r)) if r.is_live(now, by_remember) => r,
-        Ok(_) => return Ok(None),
-        Err(e) => return Err(unavailable("loading the session", &e)),
+    let (record, user) = state
+        .identities
+        .session_user(&id, uid)
+        .await
+        .map_err(|e| unavailable("loading the session", &e))?;
+    let (Some(record), Some(user)) = (record, user.filter(|u| u.active)) else {
+        return Ok(None);
     };
+    if !record.is_live(now, by_remember) {
+        return Ok(None);
+    }
     if now - record.last_seen_at >= TOUCH_EVERY || by_remember {
         let end = now + state.config.permanent_session_lifetime;
         if let Err(e) = store.touch_session(&id, now, end).await {
@@ -90,7 +98,7 @@ async fn live_record(
             session::refresh(req);
         }
     }
-    Ok(Some(record))
+    Ok(Some(user))
 }
 
 /// The user of the session cookie (or of a valid remember cookie, which then
@@ -101,10 +109,10 @@ pub(crate) async fn session_user<'r>(req: &'r Request<'_>) -> Option<&'r User> {
         .await
         .as_ref()
         .ok()
-        .and_then(Option::as_ref)
+        .and_then(Option::as_deref)
 }
 
-async fn session_lookup<'r>(req: &'r Request<'_>) -> &'r Result<Option<User>, Unavailable> {
+async fn session_lookup<'r>(req: &'r Request<'_>) -> &'r Result<Option<Arc<User>>, Unavailable> {
     let cached = req
         .local_cache_async(async {
             let Some(state) = state(req) else {
@@ -119,27 +127,17 @@ async fn session_lookup<'r>(req: &'r Request<'_>) -> &'r Result<Option<User>, Un
 async fn find_session_user(
     req: &Request<'_>,
     state: &SecurityState,
-) -> Result<Option<User>, Unavailable> {
+) -> Result<Option<Arc<User>>, Unavailable> {
     let sess = session::get(req);
     if let Some(uid) = sess.user_id {
-        let record = match (&state.sessions, &sess.sid) {
-            (None, _) => None,
-            (Some(_), Some(sid)) => match live_record(req, state, sid, false).await? {
-                Some(r) => Some(r),
-                None => {
-                    end_session(req);
-                    return Ok(None);
-                }
-            },
-            // A cookie from before server-side sessions: void.
-            (Some(_), None) => {
-                end_session(req);
-                return Ok(None);
+        let user = match (&state.sessions, &sess.sid) {
+            (None, _) => load(state, Lookup::Uniquifier(&uid)).await?,
+            (Some(store), Some(sid)) => {
+                live_session(req, state, &**store, (&uid, sid), false).await?
             }
+            // A cookie from before server-side sessions: void.
+            (Some(_), None) => None,
         };
-        let user = load(state, Lookup::Uniquifier(&uid))
-            .await?
-            .filter(|u| record.as_ref().is_none_or(|r| r.user_id == u.id));
         if user.is_none() {
             end_session(req);
         }
@@ -148,19 +146,13 @@ async fn find_session_user(
     let Some((uid, sid)) = session::remember_cookie(req, state) else {
         return Ok(None);
     };
-    if state.sessions.is_some() {
-        // Without a live record (logged out, revoked, or a cookie without a
-        // session id) the remember cookie is void.
-        let live = match &sid {
-            Some(sid) => live_record(req, state, sid, true).await?.is_some(),
-            None => false,
-        };
-        if !live {
-            session::clear_remember(req);
-            return Ok(None);
-        }
-    }
-    let user = load(state, Lookup::Uniquifier(&uid)).await?;
+    let user = match (&state.sessions, &sid) {
+        (None, _) => load(state, Lookup::Uniquifier(&uid)).await?,
+        (Some(store), Some(sid)) => live_session(req, state, &**store, (&uid, sid), true).await?,
+        // Without a session id (logged out, revoked, or a cookie without
+        // one) the remember cookie is void.
+        (Some(_), None) => None,
+    };
     match &user {
         Some(u) => {
             session::update(req, |s| {
@@ -217,15 +209,18 @@ fn presented_token(req: &Request<'_>, state: &SecurityState) -> Option<String> {
 }
 
 /// The user of a valid auth token in the request, with the token's `fs_paa`.
-pub(crate) async fn token_user<'r>(req: &'r Request<'_>) -> Option<&'r (User, f64)> {
+pub(crate) async fn token_user<'r>(req: &'r Request<'_>) -> Option<(&'r User, f64)> {
     token_lookup(req)
         .await
         .as_ref()
         .ok()
         .and_then(Option::as_ref)
+        .map(|(u, paa)| (&**u, *paa))
 }
 
-async fn token_lookup<'r>(req: &'r Request<'_>) -> &'r Result<Option<(User, f64)>, Unavailable> {
+async fn token_lookup<'r>(
+    req: &'r Request<'_>,
+) -> &'r Result<Option<(Arc<User>, f64)>, Unavailable> {
     let cached = req
         .local_cache_async(async {
             let Some(state) = state(req) else {

@@ -336,6 +336,66 @@ impl MailConfig {
     }
 }
 
+/// The identity cache's settings (see the `datastore::cache` module for what
+/// it guarantees).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct CacheConfig {
+    /// Whether the users of sessions and tokens, and session records, are
+    /// cached in process. _Default:_ `true`.
+    pub identity_cache: bool,
+    /// How many users (and how many session records) the cache holds at
+    /// most. _Default:_ `10000`.
+    pub identity_cache_capacity: u64,
+    /// Seconds an entry may be served after it was read, whatever the
+    /// change feed reports. _Default:_ `60`.
+    pub identity_cache_max_staleness: f64,
+    /// Seconds between looks for writes by other processes where the
+    /// database cannot notify (SQLite's `PRAGMA data_version`). _Default:_ `1`.
+    pub identity_cache_poll_interval: f64,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        CacheConfig {
+            identity_cache: true,
+            identity_cache_capacity: 10_000,
+            identity_cache_max_staleness: 60.0,
+            identity_cache_poll_interval: 1.0,
+        }
+    }
+}
+
+impl CacheConfig {
+    /// Checks the cache settings.
+    pub(crate) fn validate(&self) -> Result<(), ConfigError> {
+        for (key, v) in [
+            (
+                "identity_cache_max_staleness",
+                self.identity_cache_max_staleness,
+            ),
+            (
+                "identity_cache_poll_interval",
+                self.identity_cache_poll_interval,
+            ),
+        ] {
+            if !(v.is_finite() && v > 0.0) {
+                return Err(ConfigError::new(
+                    key,
+                    "must be a positive number of seconds",
+                ));
+            }
+        }
+        if self.identity_cache_capacity == 0 {
+            return Err(ConfigError::new(
+                "identity_cache_capacity",
+                "must be at least 1 (turn the cache off with identity_cache = false)",
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// The kernel's settings: secrets, passwords, tokens, sessions, cookies, CSRF,
 /// identities and redirects. Each feature's own keys live in its folder.
 #[derive(Debug, Clone, Deserialize)]

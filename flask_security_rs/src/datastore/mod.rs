@@ -11,6 +11,7 @@
 //! [`UserDatastore::extensions`].
 
 mod admin;
+pub(crate) mod cache;
 pub mod entity;
 pub mod migration;
 pub(crate) mod model;
@@ -25,6 +26,7 @@ use std::sync::Arc;
 use chrono::NaiveDateTime;
 
 pub use admin::{Admin, UserDatastoreExt};
+pub use cache::{Change, ChangeFeed, ChangeSink};
 pub use model::{ColumnOf, RoleField, SecurityRole, SecurityUser, UserField};
 pub use outbox::{OutboxStore, QueuedMail};
 pub use seaorm::SeaOrmDatastore;

@@ -70,6 +70,20 @@ pub trait SessionStore: Send + Sync + 'static {
         user_id: i64,
         keep: Option<&str>,
     ) -> Result<u64, super::DatastoreError>;
+    /// The record `id` and the user whose `fs_uniquifier` is `uniquifier`
+    /// (with roles) in one round trip; the record is `None` when it does not
+    /// exist or belongs to another user. Without it
+    /// ([`DatastoreError::Unsupported`](super::DatastoreError::Unsupported),
+    /// the default) the library asks [`find_session`](Self::find_session)
+    /// and the user datastore separately.
+    async fn find_session_user(
+        &self,
+        id: &str,
+        uniquifier: &str,
+    ) -> Result<(Option<SessionInfo>, Option<super::User>), super::DatastoreError> {
+        let _ = (id, uniquifier);
+        Err(super::DatastoreError::Unsupported("joined session lookups"))
+    }
 }
 
 /// The record id of a cookie's session id.

@@ -156,6 +156,7 @@ pub(crate) fn known_keys() -> Vec<String> {
     let mut keys: Vec<String> = config::field_names::<SecurityConfig>()
         .iter()
         .chain(config::field_names::<config::MailConfig>())
+        .chain(config::field_names::<config::CacheConfig>())
         .map(|k| (*k).to_string())
         .collect();
     keys.extend(crate::messages::Msg::ALL.iter().map(|m| m.config_key()));

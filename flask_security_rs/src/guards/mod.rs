@@ -167,7 +167,7 @@ pub(crate) async fn authenticate(
         && let Some((_, paa)) = authn::token_user(req).await
     {
         via = Some(Mechanism::Token);
-        token_paa = Some(*paa);
+        token_paa = Some(paa);
     }
     if via.is_none()
         && mask & Mechanism::Session.bit() != 0

@@ -11,6 +11,7 @@ use sea_orm::{
     TransactionTrait, Value,
 };
 
+mod changes;
 mod identities;
 mod outbox;
 mod sessions;
@@ -18,6 +19,7 @@ mod sessions;
 use identities::Kind;
 use sea_orm::Condition;
 
+use super::cache::{Change, ChangeSink};
 use super::model::{RoleField, SecurityRole, SecurityUser, UserField};
 use super::{DatastoreError, Lookup, NewUser, Role, User, UserDatastore, UserUpdate};
 
@@ -95,6 +97,8 @@ pub struct SeaOrmDatastore<U, R> {
     db: DatabaseConnection,
     link_table: String,
     outbox_queue: String,
+    /// Told of every write made through this datastore (the identity cache).
+    listeners: std::sync::RwLock<Vec<Arc<dyn ChangeSink>>>,
     _models: PhantomData<fn() -> (U, R)>,
 }
 
@@ -105,6 +109,7 @@ impl<U, R> SeaOrmDatastore<U, R> {
             db,
             link_table: "roles_users".into(),
             outbox_queue: "default".into(),
+            listeners: std::sync::RwLock::new(Vec::new()),
             _models: PhantomData,
         }
     }
@@ -126,6 +131,25 @@ impl<U, R> SeaOrmDatastore<U, R> {
     /// The connection.
     pub fn connection(&self) -> &DatabaseConnection {
         &self.db
+    }
+
+    /// Tells the listeners that `change` was written.
+    fn tell(&self, change: Change) {
+        let listeners = match self.listeners.read() {
+            Ok(l) => l,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        for l in listeners.iter() {
+            l.changed(change.clone());
+        }
+    }
+
+    fn subscribe(&self, sink: Arc<dyn ChangeSink>) {
+        let mut listeners = match self.listeners.write() {
+            Ok(l) => l,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        listeners.push(sink);
     }
 }
 
@@ -205,6 +229,34 @@ where
         }
     }
 
+    /// The tables whose changes the identity cache must hear of.
+    fn watched_tables(&self) -> Result<Vec<changes::Watched>, DatastoreError> {
+        use sea_orm::IdenStatic;
+        let user_id =
+            U::security_column(UserField::Id).ok_or(DatastoreError::MissingField(UserField::Id))?;
+        let role_id = R::security_column(RoleField::Id)
+            .ok_or_else(|| DatastoreError::NoSuchRole("(role model has no id)".into()))?;
+        let watched = |table: &str, column: &str, kind| changes::Watched {
+            table: table.to_string(),
+            column: column.to_string(),
+            kind,
+        };
+        Ok(vec![
+            watched(
+                <U::Entity as Default>::default().table_name(),
+                user_id.as_str(),
+                "u",
+            ),
+            watched(&self.link_table, "user_id", "l"),
+            watched(
+                <R::Entity as Default>::default().table_name(),
+                role_id.as_str(),
+                "r",
+            ),
+            watched(sessions::TABLE, "id", "s"),
+        ])
+    }
+
     fn role_get(model: &R, field: RoleField) -> Value {
         match R::security_column(field) {
             Some(col) => model.get(col),
@@ -270,8 +322,19 @@ where
         &self,
         cond: sea_orm::sea_query::SimpleExpr,
     ) -> Result<Option<User>, DatastoreError> {
+        Ok(self.load_user_with(cond, None).await?.map(|(u, _)| u))
+    }
+
+    /// The user matching `cond`, with its roles and, when `session` is
+    /// given, that session record if it is the user's: one query.
+    async fn load_user_with(
+        &self,
+        cond: sea_orm::sea_query::SimpleExpr,
+        session: Option<&str>,
+    ) -> Result<Option<(User, Option<crate::datastore::SessionInfo>)>, DatastoreError> {
+        use sea_orm::IdenStatic;
         let col = |f| U::security_column(f).ok_or(DatastoreError::MissingField(f));
-        // user LEFT JOIN roles_users LEFT JOIN role, in one query.
+        // user LEFT JOIN roles_users LEFT JOIN role (LEFT JOIN fs_session).
         let link = Alias::new(self.link_table.as_str());
         let user_id = col(UserField::Id)?;
         let role_id = R::security_column(RoleField::Id)
@@ -281,28 +344,55 @@ where
         let mut select = <U::Entity as EntityTrait>::find()
             .filter(cond)
             .select_also(role_tbl);
-        QueryTrait::query(&mut select)
-            .left_join(
-                link.clone(),
-                Expr::col((user_tbl, user_id)).equals((link.clone(), Alias::new("user_id"))),
-            )
-            .left_join(
-                role_tbl.table_ref(),
-                Expr::col((link, Alias::new("role_id"))).equals((role_tbl, role_id)),
+        let q = QueryTrait::query(&mut select);
+        q.left_join(
+            link.clone(),
+            Expr::col((user_tbl, user_id)).equals((link.clone(), Alias::new("user_id"))),
+        )
+        .left_join(
+            role_tbl.table_ref(),
+            Expr::col((link, Alias::new("role_id"))).equals((role_tbl, role_id)),
+        );
+        if let Some(id) = session {
+            sessions::join_session(
+                q,
+                id,
+                sea_orm::sea_query::IntoIden::into_iden(user_tbl),
+                sea_orm::sea_query::IntoIden::into_iden(user_id),
             );
-        let rows: Vec<(U, Option<R>)> = select.all(&self.db).await.db()?;
-        let mut rows = rows.into_iter();
-        let Some((first, role)) = rows.next() else {
+        }
+        let rows = self
+            .db
+            .query_all(QueryTrait::as_query(&select))
+            .await
+            .db()?;
+        let mut rows = rows.iter();
+        let Some(head) = rows.next() else {
             return Ok(None);
         };
+        let first = U::from_query_result(head, sea_orm::SelectA.as_str()).db()?;
+        let record = match session {
+            Some(_) => {
+                let present: Option<String> = head.try_get(sessions::PREFIX, "id").db()?;
+                match present {
+                    Some(_) => Some(sessions::prefixed_row(head, sessions::PREFIX)?),
+                    None => None,
+                }
+            }
+            None => None,
+        };
         let id = Self::user_get(&first, UserField::Id);
-        let mut roles: Vec<R> = role.into_iter().collect();
-        for (u, r) in rows {
+        let mut roles: Vec<R> = R::from_query_result_optional(head, sea_orm::SelectB.as_str())
+            .db()?
+            .into_iter()
+            .collect();
+        for row in rows {
+            let u = U::from_query_result(row, sea_orm::SelectA.as_str()).db()?;
             if Self::user_get(&u, UserField::Id) == id {
-                roles.extend(r);
+                roles.extend(R::from_query_result_optional(row, sea_orm::SelectB.as_str()).db()?);
             }
         }
-        Ok(Some(Self::to_user(first, &roles)))
+        Ok(Some((Self::to_user(first, &roles), record)))
     }
 
     /// Finds a user by email or username through the identity index. A user
@@ -462,6 +552,7 @@ where
 
     fn extensions(self: Arc<Self>) -> super::Extensions {
         let mut ext = super::Extensions::default();
+        ext.insert::<dyn super::ChangeFeed>(self.clone());
         ext.insert::<dyn super::SessionStore>(self.clone());
         ext.insert::<dyn super::OutboxStore>(self.clone());
         ext.insert::<dyn crate::features::throttle::ThrottleStore>(self);
@@ -558,7 +649,10 @@ where
             stamp.and_utc().timestamp(),
         )
         .await?;
-        txn.commit().await.db()?;
+        let committed = txn.commit().await.db();
+        // An id may be reused (SQLite, after the last user was deleted).
+        self.tell(Change::User(user_id));
+        committed?;
         Ok(Self::to_user(model, &roles))
     }
 
@@ -646,8 +740,9 @@ where
             now().and_utc().timestamp(),
         )
         .await?;
-        txn.commit().await.db()?;
-        Ok(true)
+        let committed = txn.commit().await.db();
+        self.tell(Change::User(user_id));
+        committed.map(|()| true)
     }
 
     async fn delete_user(&self, user_id: i64) -> Result<(), DatastoreError> {
@@ -665,8 +760,10 @@ where
             .exec(&txn)
             .await
             .db()?;
-        txn.commit().await.db()?;
-        Ok(())
+        let committed = txn.commit().await.db();
+        self.tell(Change::User(user_id));
+        self.tell(Change::UserSessions(user_id));
+        committed
     }
 
     async fn find_role(&self, name: &str) -> Result<Option<Role>, DatastoreError> {
@@ -721,8 +818,10 @@ where
         if let Some(c) = R::security_column(RoleField::UpdateDatetime) {
             am.set(c, Value::ChronoDateTime(Some(now())));
         }
-        am.update(&self.db).await.db()?;
-        Ok(())
+        let written = am.update(&self.db).await.db();
+        // Every user with the role changes.
+        self.tell(Change::All);
+        written.map(|_| ())
     }
 
     async fn add_role_to_user(&self, user_id: i64, role: &str) -> Result<bool, DatastoreError> {
@@ -736,8 +835,9 @@ where
             return Ok(false);
         }
         self.link(&txn, user_id, role_id).await?;
-        txn.commit().await.db()?;
-        Ok(true)
+        let committed = txn.commit().await.db();
+        self.tell(Change::User(user_id));
+        committed.map(|()| true)
     }
 
     async fn remove_role_from_user(
@@ -755,8 +855,9 @@ where
             .and_where(Expr::col(Alias::new("user_id")).eq(user_id))
             .and_where(Expr::col(Alias::new("role_id")).eq(role_id))
             .to_owned();
-        let res = self.db.execute(&del).await.db()?;
-        Ok(res.rows_affected() > 0)
+        let res = self.db.execute(&del).await.db();
+        self.tell(Change::User(user_id));
+        Ok(res?.rows_affected() > 0)
     }
 }
 

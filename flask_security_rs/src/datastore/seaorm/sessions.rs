@@ -1,11 +1,16 @@
 //! [`SessionStore`] for the SeaORM datastore: table `fs_session`.
 
 use sea_orm::sea_query::{Alias, Expr, ExprTrait, Order, Query};
-use sea_orm::{ConnectionTrait, QueryResult};
+use sea_orm::{
+    ActiveModelBehavior, ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait,
+    FromQueryResult, IntoActiveModel, QueryResult,
+};
 
 use super::{DbResult, SeaOrmDatastore};
 use crate::datastore::DatastoreError;
+use crate::datastore::cache::Change;
 use crate::datastore::sessions::{SessionInfo, SessionStore};
+use crate::datastore::{SecurityRole, SecurityUser, User, UserField};
 
 /// The table.
 pub(crate) const TABLE: &str = "fs_session";
@@ -26,17 +31,45 @@ fn a(name: &str) -> Alias {
 }
 
 fn row(r: &QueryResult) -> Result<SessionInfo, DatastoreError> {
+    prefixed_row(r, "")
+}
+
+/// Prefix of the session columns in a query joining them to a user's.
+pub(super) const PREFIX: &str = "S_";
+
+/// A record from columns named `{prefix}{column}`.
+pub(super) fn prefixed_row(r: &QueryResult, prefix: &str) -> Result<SessionInfo, DatastoreError> {
     let err = |e: sea_orm::DbErr| DatastoreError::Backend(Box::new(e));
     Ok(SessionInfo {
-        id: r.try_get_by_index(0).map_err(err)?,
-        user_id: r.try_get_by_index(1).map_err(err)?,
-        created_at: r.try_get_by_index(2).map_err(err)?,
-        last_seen_at: r.try_get_by_index(3).map_err(err)?,
-        expires_at: r.try_get_by_index(4).map_err(err)?,
-        remember_until: r.try_get_by_index(5).map_err(err)?,
-        user_agent: r.try_get_by_index(6).map_err(err)?,
-        ip: r.try_get_by_index(7).map_err(err)?,
+        id: r.try_get(prefix, "id").map_err(err)?,
+        user_id: r.try_get(prefix, "user_id").map_err(err)?,
+        created_at: r.try_get(prefix, "created_at").map_err(err)?,
+        last_seen_at: r.try_get(prefix, "last_seen_at").map_err(err)?,
+        expires_at: r.try_get(prefix, "expires_at").map_err(err)?,
+        remember_until: r.try_get(prefix, "remember_until").map_err(err)?,
+        user_agent: r.try_get(prefix, "user_agent").map_err(err)?,
+        ip: r.try_get(prefix, "ip").map_err(err)?,
     })
+}
+
+/// Joins record `id` of `user_tbl.user_id_col`'s user to `q`, its columns
+/// named with [`PREFIX`].
+pub(super) fn join_session(
+    q: &mut sea_orm::sea_query::SelectStatement,
+    id: &str,
+    user_tbl: sea_orm::sea_query::DynIden,
+    user_id_col: sea_orm::sea_query::DynIden,
+) {
+    let s = a(TABLE);
+    q.left_join(
+        s.clone(),
+        Expr::col((s.clone(), a("id")))
+            .eq(id)
+            .and(Expr::col((s.clone(), a("user_id"))).equals((user_tbl, user_id_col))),
+    );
+    for c in COLUMNS {
+        q.expr_as(Expr::col((s.clone(), a(c))), a(&format!("{PREFIX}{c}")));
+    }
 }
 
 fn select() -> sea_orm::sea_query::SelectStatement {
@@ -47,11 +80,31 @@ fn select() -> sea_orm::sea_query::SelectStatement {
 }
 
 #[rocket::async_trait]
-impl<U, R> SessionStore for SeaOrmDatastore<U, R>
+impl<U, R, UA, RA> SessionStore for SeaOrmDatastore<U, R>
 where
-    U: Send + Sync + 'static,
-    R: Send + Sync + 'static,
+    U: SecurityUser + IntoActiveModel<UA> + FromQueryResult + Clone,
+    R: SecurityRole + IntoActiveModel<RA> + FromQueryResult + Clone,
+    U::Entity: EntityTrait<Model = U, ActiveModel = UA>,
+    R::Entity: EntityTrait<Model = R, ActiveModel = RA>,
+    UA: ActiveModelTrait<Entity = U::Entity> + ActiveModelBehavior + Send + Sync + 'static,
+    RA: ActiveModelTrait<Entity = R::Entity> + ActiveModelBehavior + Send + Sync + 'static,
 {
+    async fn find_session_user(
+        &self,
+        id: &str,
+        uniquifier: &str,
+    ) -> Result<(Option<SessionInfo>, Option<User>), DatastoreError> {
+        if id.contains('\0') || uniquifier.contains('\0') {
+            return Ok((None, None));
+        }
+        let col = U::security_column(UserField::FsUniquifier)
+            .ok_or(DatastoreError::MissingField(UserField::FsUniquifier))?;
+        match self.load_user_with(col.eq(uniquifier), Some(id)).await? {
+            Some((user, record)) => Ok((record, Some(user))),
+            None => Ok((None, None)),
+        }
+    }
+
     async fn create_session(&self, s: SessionInfo) -> Result<(), DatastoreError> {
         // Records that can no longer be used go first (bounded table).
         let ended = Query::delete()
@@ -102,7 +155,9 @@ where
             .value(a("expires_at"), expires_at)
             .and_where(Expr::col(a("id")).eq(id))
             .to_owned();
-        self.db.execute(&q).await.db().map(|_| ())
+        let written = self.db.execute(&q).await.db();
+        self.tell(Change::Session(id.to_string()));
+        written.map(|_| ())
     }
 
     async fn delete_session(&self, id: &str, user_id: Option<i64>) -> Result<bool, DatastoreError> {
@@ -113,7 +168,9 @@ where
         if let Some(u) = user_id {
             q.and_where(Expr::col(a("user_id")).eq(u));
         }
-        Ok(self.db.execute(&q).await.db()?.rows_affected() > 0)
+        let deleted = self.db.execute(&q).await.db();
+        self.tell(Change::Session(id.to_string()));
+        Ok(deleted?.rows_affected() > 0)
     }
 
     async fn user_sessions(&self, user_id: i64) -> Result<Vec<SessionInfo>, DatastoreError> {
@@ -136,6 +193,8 @@ where
         if let Some(k) = keep {
             q.and_where(Expr::col(a("id")).ne(k));
         }
-        Ok(self.db.execute(&q).await.db()?.rows_affected())
+        let deleted = self.db.execute(&q).await.db();
+        self.tell(Change::UserSessions(user_id));
+        Ok(deleted?.rows_affected())
     }
 }
