@@ -1,6 +1,7 @@
 //! Integration tests (one binary: see STACK.md on link times).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod cache;
 mod change_email;
 mod changeable;
 mod common;
