@@ -195,7 +195,10 @@ pub fn database_url(url: &str) -> String {
 /// just the first): write-ahead logging (readers do not wait for writers),
 /// `synchronous = NORMAL` (a commit does not wait for the disk, so timing
 /// does not tell whether a request wrote, for example a mail to the outbox),
-/// a 5 s busy timeout and foreign keys. SQL logging is off.
+/// a 5 s busy timeout and foreign keys. On both databases, a pool sized for
+/// the machine: at most twice the cores plus one connections (the identity
+/// cache keeps authenticated requests off the database, so the pool serves
+/// sign-ins and writes), waiting at most 5 s for one. SQL logging is off.
 ///
 /// ```
 /// # async fn open() -> Result<(), sea_orm::DbErr> {
@@ -205,7 +208,12 @@ pub fn database_url(url: &str) -> String {
 pub fn connect_options(url: &str) -> sea_orm::ConnectOptions {
     use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
     let mut o = sea_orm::ConnectOptions::new(database_url(url));
-    o.sqlx_logging(false);
+    let cores = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
+    let cores = u32::try_from(cores).unwrap_or(u32::MAX);
+    o.sqlx_logging(false)
+        .max_connections(cores.saturating_mul(2).saturating_add(1))
+        .min_connections(1)
+        .acquire_timeout(std::time::Duration::from_secs(5));
     o.map_sqlx_sqlite_opts(|opts| {
         opts.journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)

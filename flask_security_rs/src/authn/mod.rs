@@ -328,10 +328,18 @@ pub(crate) async fn find_by_identity(
 /// The current user: the session's, else the token's (a session user wins over
 /// a token of someone else, as in Flask-Security).
 pub(crate) async fn current_user<'r>(req: &'r Request<'_>) -> Option<&'r User> {
-    if let Some(u) = session_user(req).await {
+    current_shared(req).await.map(|u| &**u)
+}
+
+/// [`current_user`], shared (no copy of the user).
+pub(crate) async fn current_shared<'r>(req: &'r Request<'_>) -> Option<&'r Arc<User>> {
+    if let Ok(Some(u)) = session_lookup(req).await {
         return Some(u);
     }
-    token_user(req).await.map(|(u, _)| u)
+    match token_lookup(req).await {
+        Ok(Some((u, _))) => Some(u),
+        _ => None,
+    }
 }
 
 /// Logs the caller out: the server-side session record (so copies of the

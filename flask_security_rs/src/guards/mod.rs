@@ -10,7 +10,7 @@
 
 use std::marker::PhantomData;
 use std::ops::Deref;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use rocket::http::Status;
 use rocket::outcome::Outcome;
@@ -122,7 +122,7 @@ fn security<'r>(req: &'r Request<'_>) -> Result<&'r SecurityState, Refusal> {
 /// }
 /// ```
 #[derive(Debug, Clone)]
-pub struct CurrentUser(pub User);
+pub struct CurrentUser(pub Arc<User>);
 
 impl Deref for CurrentUser {
     type Target = User;
@@ -145,7 +145,7 @@ impl Deref for CurrentUser {
 /// }
 /// ```
 #[derive(Debug, Clone)]
-pub struct MaybeUser(pub Option<User>);
+pub struct MaybeUser(pub Option<Arc<User>>);
 
 /// Authenticates by the mechanisms in `mask`, checks CSRF for the mechanism
 /// used and, when `within >= 0` (seconds), freshness.
@@ -154,7 +154,7 @@ pub(crate) async fn authenticate(
     mask: u8,
     within: i64,
     grace: i64,
-) -> Result<(User, Mechanism), Refusal> {
+) -> Result<(Arc<User>, Mechanism), Refusal> {
     let state = security(req)?;
     let mask = if mask == 0 {
         state.default_mechanisms
@@ -193,8 +193,8 @@ pub(crate) async fn authenticate(
         });
     };
     let user = match via {
-        Mechanism::Basic => authn::basic_user(req).await.cloned(),
-        _ => authn::current_user(req).await.cloned(),
+        Mechanism::Basic => authn::basic_user(req).await.cloned().map(Arc::new),
+        _ => authn::current_shared(req).await.cloned(),
     }
     .ok_or(Refusal::Unauthenticated { basic: false })?;
     if csrf::is_unsafe(req.method()) && state.config.csrf_protects(via) {
@@ -216,9 +216,9 @@ pub(crate) async fn authenticate(
 }
 
 /// The user an authentication guard accepted earlier in this request.
-struct Authenticated(Mutex<Option<(User, Mechanism)>>);
+struct Authenticated(Mutex<Option<(Arc<User>, Mechanism)>>);
 
-fn remember_authenticated(req: &Request<'_>, user: &User, via: Mechanism) {
+fn remember_authenticated(req: &Request<'_>, user: &Arc<User>, via: Mechanism) {
     let slot = req.local_cache(|| Authenticated(Mutex::new(None)));
     if let Ok(mut s) = slot.0.lock() {
         *s = Some((user.clone(), via));
@@ -227,7 +227,7 @@ fn remember_authenticated(req: &Request<'_>, user: &User, via: Mechanism) {
 
 /// Who `#[auth_required]` (or another authenticating guard) let in on this
 /// request, by whichever mechanism the route allowed.
-pub(crate) fn authenticated(req: &Request<'_>) -> Option<(User, Mechanism)> {
+pub(crate) fn authenticated(req: &Request<'_>) -> Option<(Arc<User>, Mechanism)> {
     let slot = req.local_cache(|| Authenticated(Mutex::new(None)));
     slot.0.lock().ok().and_then(|s| s.clone())
 }
@@ -259,7 +259,7 @@ impl<'r> FromRequest<'r> for MaybeUser {
     type Error = std::convert::Infallible;
 
     async fn from_request(req: &'r Request<'_>) -> request::Outcome<Self, Self::Error> {
-        Outcome::Success(MaybeUser(authn::current_user(req).await.cloned()))
+        Outcome::Success(MaybeUser(authn::current_shared(req).await.cloned()))
     }
 }
 
@@ -291,7 +291,7 @@ impl Sentinel for MaybeUser {
 #[derive(Debug)]
 pub struct TokenJson<T> {
     /// Who sent it.
-    pub user: User,
+    pub user: Arc<User>,
     /// The body.
     pub body: T,
 }
@@ -430,11 +430,11 @@ impl<const M: u8, const WITHIN: i64, const GRACE: i64> Sentinel for AuthRequired
     }
 }
 
-async fn user_for_authz(req: &Request<'_>) -> Result<User, Refusal> {
+async fn user_for_authz(req: &Request<'_>) -> Result<Arc<User>, Refusal> {
     if let Some((user, _)) = authenticated(req) {
         return Ok(user);
     }
-    authn::current_user(req)
+    authn::current_shared(req)
         .await
         .cloned()
         .ok_or(Refusal::Unauthenticated { basic: false })

@@ -215,7 +215,7 @@ impl<'r> Ctx<'r> {
     /// Authenticates by `api_enabled_methods` and, when `fresh`, checks
     /// freshness (`freshness` / `freshness_grace_period`). On failure the
     /// reason is recorded for the catcher and its status returned.
-    pub async fn require_user(&self, fresh: bool) -> Result<User, Status> {
+    pub async fn require_user(&self, fresh: bool) -> Result<std::sync::Arc<User>, Status> {
         let (within, grace) = if fresh {
             (
                 self.config().freshness,

@@ -144,7 +144,7 @@ async fn change_post(
         };
         notice.extend(mail::render(&ctx, mail).await);
     }
-    let user = match store_password(ctx.state, user.clone(), &new, notice).await {
+    let user = match store_password(ctx.state, (*user).clone(), &new, notice).await {
         Ok(u) => u,
         Err(HashFailure::Busy) => return Ok(Reply::busy(ctx.state.passwords.wait())),
         Err(HashFailure::Failed) => {

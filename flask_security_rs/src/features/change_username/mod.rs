@@ -125,7 +125,7 @@ async fn change_post(
     if cfg.send_username_change_email {
         let renamed = User {
             username: Some(name.clone()),
-            ..user.clone()
+            ..(*user).clone()
         };
         let mut c = Context::new();
         c.insert("username", &renamed.username);
@@ -152,7 +152,7 @@ async fn change_post(
     }
     let user = User {
         username: Some(name),
-        ..user
+        ..(*user).clone()
     };
     mail::written(ctx.state, mails).await;
     if !ctx.json() {
