@@ -51,7 +51,11 @@ fn unauth() -> (Status, Json<Value>) {
 
 #[launch]
 fn rocket() -> _ {
-    rocket::build().mount("/", routes![api_protected, api_data, login, unauth])
+    // The workspace's Rocket has private cookies compiled in, so a release
+    // build refuses to start without a secret key; these routes set no
+    // cookie, so any key will do (`ROCKET_SECRET_KEY` still wins).
+    let figment = rocket::Config::figment().join(("secret_key", vec![0x5au8; 64]));
+    rocket::custom(figment).mount("/", routes![api_protected, api_data, login, unauth])
 }
 
 #[cfg(test)]
