@@ -94,6 +94,10 @@
 
 extern crate self as flask_security_rs;
 
+/// Not API; for the benchmarks (`benches/micro.rs`).
+#[doc(hidden)]
+#[path = "bench_api.rs"]
+pub mod __bench;
 mod authn;
 mod clock;
 mod config;

@@ -8,7 +8,7 @@ use serde_json::Value;
 use super::session;
 use crate::messages::Msg;
 use crate::state::SecurityState;
-use crate::tokens::TokenError;
+use crate::tokens::{Serializer, TokenError};
 
 /// Salt Flask-WTF signs CSRF tokens with.
 const CSRF_SALT: &str = "wtf-csrf-token";
@@ -74,9 +74,7 @@ pub(crate) fn generate(req: &Request<'_>, state: &SecurityState) -> String {
     {
         return token.clone();
     }
-    let token = state
-        .serializer(CSRF_SALT)
-        .dumps_at(&Value::String(raw.clone()), state.clock.now_secs());
+    let token = sign_secret(&state.keys, &raw, state.clock.now_secs());
     *slot = Some((raw, token.clone()));
     token
 }
@@ -108,9 +106,32 @@ pub(crate) fn validate(
     let secret = session::get(req)
         .csrf_token
         .ok_or(CsrfError::SessionMissing)?;
-    let value = state
-        .serializer(CSRF_SALT)
-        .loads_at(&token, state.config.csrf_time_limit, state.clock.now_secs())
+    check_token(
+        &state.keys,
+        &token,
+        &secret,
+        state.config.csrf_time_limit,
+        state.clock.now_secs(),
+    )
+}
+
+/// The CSRF token for the session secret `raw`, signed at `now` (Unix
+/// seconds) with `keys[0]`: the request-free core of [`generate`].
+pub(crate) fn sign_secret(keys: &[Vec<u8>], raw: &str, now: i64) -> String {
+    Serializer::new(keys, CSRF_SALT).dumps_at(&Value::String(raw.to_string()), now)
+}
+
+/// Checks `token` against the session secret `secret` as of `now`: the
+/// request-free core of [`validate`].
+pub(crate) fn check_token(
+    keys: &[Vec<u8>],
+    token: &str,
+    secret: &str,
+    time_limit: Option<i64>,
+    now: i64,
+) -> Result<(), CsrfError> {
+    let value = Serializer::new(keys, CSRF_SALT)
+        .loads_at(token, time_limit, now)
         .map_err(|e| match e {
             TokenError::Expired { .. } => CsrfError::Expired,
             _ => CsrfError::Invalid,
