@@ -9,7 +9,7 @@ use rocket::data::Data;
 use rocket::fairing::{self, Fairing, Info, Kind};
 use rocket::{Build, Request, Rocket};
 
-use crate::authn::BodyFields;
+use crate::authn::BodyPeek;
 use crate::clock::Clock;
 use crate::config::{
     self, CacheConfig, ConfigError, MailConfig, Mechanism, Secret, SecurityConfig,
@@ -378,34 +378,15 @@ impl Fairing for Security {
     }
 
     async fn on_request(&self, req: &mut Request<'_>, data: &mut Data<'_>) {
+        // Only a JSON body can carry a token, and only a form's a CSRF field:
+        // other requests are left alone. The bytes are parsed only if a
+        // guard asks (see `authn::body_fields`).
         let json = http::is_json_body(req);
-        let form = req.content_type().is_some_and(|ct| ct.is_form());
-        if !json && !form {
+        if !json && !req.content_type().is_some_and(|ct| ct.is_form()) {
             return;
         }
         // Rocket lets a fairing see at most the first 512 bytes of a body.
-        let peeked = data.peek(512).await;
-        let (mut auth_token, mut csrf_token) = (None, None);
-        if json {
-            if let Ok(serde_json::Value::Object(m)) =
-                serde_json::from_slice::<serde_json::Value>(peeked)
-            {
-                auth_token = m
-                    .get("auth_token")
-                    .and_then(|v| v.as_str())
-                    .map(String::from);
-            }
-        } else {
-            // Tokens come from a JSON body, the query or the header; forms carry CSRF only.
-            for (k, v) in url::form_urlencoded::parse(peeked) {
-                if k == "csrf_token" && csrf_token.is_none() {
-                    csrf_token = Some(v.into_owned());
-                }
-            }
-        }
-        req.local_cache(|| BodyFields {
-            auth_token,
-            csrf_token,
-        });
+        let bytes = data.peek(512).await.to_vec();
+        req.local_cache(|| BodyPeek { json, bytes });
     }
 }

@@ -33,16 +33,48 @@ struct TokenUser(Result<Option<(Arc<User>, f64)>, Unavailable>);
 /// (hashing too busy, the database failed, or the attempt throttled).
 struct BasicUser(Result<Option<User>, crate::guards::Refusal>);
 
-/// A token found in the request body by the fairing (JSON `auth_token`).
+/// The first bytes of a JSON or form body, kept by the fairing (Rocket lets
+/// it see at most 512) and read only when a guard asks for a token in them.
+#[derive(Default)]
+pub(crate) struct BodyPeek {
+    /// Whether the body is JSON (else a form).
+    pub json: bool,
+    pub bytes: Vec<u8>,
+}
+
+/// What the start of the body carries: a JSON `auth_token`, a form's
+/// `csrf_token` (tokens come from a JSON body, the query or a header; forms
+/// carry CSRF only).
 pub(crate) struct BodyFields {
     pub auth_token: Option<String>,
     pub csrf_token: Option<String>,
 }
 
 pub(crate) fn body_fields<'r>(req: &'r Request<'_>) -> &'r BodyFields {
-    req.local_cache(|| BodyFields {
-        auth_token: None,
-        csrf_token: None,
+    req.local_cache(|| {
+        let peek = req.local_cache(BodyPeek::default);
+        let mut fields = BodyFields {
+            auth_token: None,
+            csrf_token: None,
+        };
+        if peek.bytes.is_empty() {
+            return fields;
+        }
+        if peek.json {
+            if let Ok(serde_json::Value::Object(m)) =
+                serde_json::from_slice::<serde_json::Value>(&peek.bytes)
+            {
+                fields.auth_token = m
+                    .get("auth_token")
+                    .and_then(|v| v.as_str())
+                    .map(String::from);
+            }
+        } else {
+            fields.csrf_token = url::form_urlencoded::parse(&peek.bytes)
+                .find(|(k, _)| k == "csrf_token")
+                .map(|(_, v)| v.into_owned());
+        }
+        fields
     })
 }
 
