@@ -10,7 +10,8 @@
       the Requests/sec figure of one wrk run
   http_helper.py table RESULTS_FILE
       RESULTS_FILE has lines `case<TAB>side<TAB>req_per_sec`; prints the
-      markdown table of the medians (request | bare | quickstart | share)
+      markdown table of the medians (request | bare | quickstart | share),
+      then every round's figure when there was more than one
 """
 import http.client
 import json
@@ -86,6 +87,14 @@ def table(path):
         b, q = statistics.median(bare), statistics.median(qs)
         share = 100.0 * q / b if b else 0.0
         print(f"| {label} | {b:,.0f} | {q:,.0f} | {share:.1f} |")
+    if any(len(v) > 1 for v in runs.values()):
+        print()
+        print("Every round (req/s, bare / quickstart):")
+        print()
+        for key, label in CASES:
+            bare, qs = runs.get((key, "bare"), []), runs.get((key, "quickstart"), [])
+            fmt = lambda v: ", ".join(f"{x:,.0f}" for x in v)
+            print(f"- {label}: {fmt(bare)} / {fmt(qs)}")
 
 
 def main():

@@ -11,8 +11,9 @@
 //! | `GET /unauth` | `GET /api/protected` without credentials (401) |
 
 use rocket::http::Status;
-use rocket::serde::json::{Json, Value, json};
+use rocket::serde::json::Json;
 use rocket::{get, launch, routes};
+use serde_json::{Value, json};
 
 /// Stands in for the signed CSRF token of the quickstart's `/login` answer:
 /// the same length (91 characters), so both bodies are 184 bytes.
