@@ -42,7 +42,7 @@ impl Signing {
         now: f64,
     ) -> Option<(String, f64)> {
         let serializer = Serializer::new(&self.keys, &self.salt);
-        token::parse_auth_token_at(&serializer, token, max_age, now as i64, now)
+        token::parse_auth_token_at(&serializer, token, max_age, now)
     }
 
     /// Flask-Login's `remember_token` value for `payload` (`uid` or `uid.sid`).

@@ -256,6 +256,7 @@ impl Security {
             datastore: identities.users.clone(),
             sessions: identities.sessions.clone(),
             identities,
+            decoded: crate::authn::Decoded::new(&cache),
             outbox: extensions
                 .get::<dyn crate::datastore::OutboxStore>()
                 .map(|store| {

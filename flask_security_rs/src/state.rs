@@ -59,6 +59,8 @@ pub(crate) struct SecurityState {
     /// Lookups of the users of sessions and tokens (through the identity
     /// cache when it is on; `datastore` and `sessions` then invalidate it).
     pub identities: crate::datastore::cache::Identities,
+    /// Verified tokens and decrypted session cookies (with the cache on).
+    pub decoded: Option<crate::authn::Decoded>,
     pub passwords: Passwords,
     pub policy: PasswordPolicy,
     pub mailer: Arc<dyn Mailer>,

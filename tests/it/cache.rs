@@ -426,3 +426,28 @@ async fn after_a_lost_notification_connection_the_cache_is_flushed_and_listens_a
     .await;
     assert!(again.is_some(), "not listening again after the reconnect");
 }
+
+#[rocket::async_test]
+async fn bad_cache_settings_stop_launch() {
+    for (key, value) in [
+        ("security.identity_cache_capacity", json!(0)),
+        ("security.identity_cache_max_staleness", json!(0)),
+        ("security.identity_cache_poll_interval", json!(-1.0)),
+        ("security.identity_cache", json!("sometimes")),
+    ] {
+        let fig = rocket::Config::figment()
+            .merge(("security.secret_key", "k"))
+            .merge(("security.password_salt", "salt"))
+            .merge((key, value));
+        let db = migrated_db(|_| async {}).await;
+        let rocket = rocket::custom(fig)
+            .attach(Security::new(
+                SeaOrmDatastore::<user::Model, role::Model>::new(db),
+            ));
+        let err = rocket.ignite().await.expect_err(key);
+        assert!(
+            matches!(err.kind(), rocket::error::ErrorKind::FailedFairings(_)),
+            "{key}: {err:?}"
+        );
+    }
+}

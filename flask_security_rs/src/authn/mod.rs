@@ -22,6 +22,35 @@ use crate::state::SecurityState;
 
 pub(crate) use token::{auth_token, parse_auth_token};
 
+/// What decoding credentials gave, kept across requests while the identity
+/// cache is on: verified auth tokens, and decrypted session cookies, each by
+/// its exact text (the same text always decodes the same way). Only what
+/// verified is kept; ages and expiry are checked on every use.
+pub(crate) struct Decoded {
+    pub tokens: token::VerifiedTokens,
+    pub sessions: moka::sync::Cache<String, Arc<session::SessionData>>,
+}
+
+impl Decoded {
+    /// The caches `config` asks for (none with the identity cache off).
+    pub(crate) fn new(config: &crate::config::CacheConfig) -> Option<Decoded> {
+        if !config.identity_cache {
+            return None;
+        }
+        let ttl = std::time::Duration::from_secs_f64(config.identity_cache_max_staleness);
+        Some(Decoded {
+            tokens: moka::sync::Cache::builder()
+                .max_capacity(config.identity_cache_capacity)
+                .time_to_live(ttl)
+                .build(),
+            sessions: moka::sync::Cache::builder()
+                .max_capacity(config.identity_cache_capacity)
+                .time_to_live(ttl)
+                .build(),
+        })
+    }
+}
+
 /// A backend (the database) failed while recognising the caller: the answer
 /// is a generic 503, never a 401 that would make a client drop its session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -131,6 +160,14 @@ async fn live_session(
         }
     }
     Ok(Some(user))
+}
+
+/// Whether the request has (or this request set) a session or remember
+/// cookie: without one there is no session to look up.
+fn may_have_session(req: &Request<'_>) -> bool {
+    let jar = req.cookies();
+    jar.get_pending(session::SESSION_COOKIE).is_some()
+        || jar.get_pending(session::REMEMBER_COOKIE).is_some()
 }
 
 /// The user of the session cookie (or of a valid remember cookie, which then
@@ -365,7 +402,9 @@ pub(crate) async fn current_user<'r>(req: &'r Request<'_>) -> Option<&'r User> {
 
 /// [`current_user`], shared (no copy of the user).
 pub(crate) async fn current_shared<'r>(req: &'r Request<'_>) -> Option<&'r Arc<User>> {
-    if let Ok(Some(u)) = session_lookup(req).await {
+    if may_have_session(req)
+        && let Ok(Some(u)) = session_lookup(req).await
+    {
         return Some(u);
     }
     match token_lookup(req).await {

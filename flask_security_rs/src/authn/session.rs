@@ -65,13 +65,31 @@ impl std::fmt::Debug for SessionData {
 
 struct Cached(Mutex<SessionData>);
 
+/// The session the request's cookie holds, decrypted (or, for a cookie
+/// seen before, as it was decrypted then).
+fn decode(req: &Request<'_>, state: Option<&SecurityState>) -> Option<SessionData> {
+    let jar = req.cookies();
+    let sealed = jar.get(SESSION_COOKIE)?;
+    let kept = state.and_then(|s| s.decoded.as_ref());
+    if let Some(d) = kept.and_then(|k| k.sessions.get(sealed.value())) {
+        return Some((*d).clone());
+    }
+    let data = jar
+        .get_private(SESSION_COOKIE)
+        .and_then(|c| serde_json::from_str::<SessionData>(c.value()).ok())?;
+    if let Some(k) = kept {
+        k.sessions.insert(
+            sealed.value().to_string(),
+            std::sync::Arc::new(data.clone()),
+        );
+    }
+    Some(data)
+}
+
 fn cached<'r>(req: &'r Request<'_>) -> &'r Cached {
     req.local_cache(|| {
         let state = SecurityState::of(req);
-        let data = req
-            .cookies()
-            .get_private(SESSION_COOKIE)
-            .and_then(|c| serde_json::from_str::<SessionData>(c.value()).ok())
+        let data = decode(req, state)
             // Like Flask's signed cookie: too old since its last write, it is void.
             .filter(|d| match (state, d.issued_at) {
                 (Some(s), Some(iat)) => {

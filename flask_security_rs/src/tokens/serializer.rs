@@ -129,17 +129,23 @@ impl Serializer {
         max_age_secs: Option<i64>,
         now: i64,
     ) -> Result<Value, TokenError> {
-        let value = self.unsign(token)?;
-        let (payload, ts_b64) = value.rsplit_once(SEP).ok_or(TokenError::BadSignature)?;
-        let timestamp = decode_timestamp(ts_b64).ok_or(TokenError::BadSignature)?;
+        let (payload, timestamp) = self.loads_signed(token)?;
         if let Some(max_age) = max_age_secs {
             let age = now.saturating_sub(timestamp);
             if age > max_age || age < 0 {
-                let payload = decode_payload(payload)?;
                 return Err(TokenError::Expired { payload, timestamp });
             }
         }
-        decode_payload(payload)
+        Ok(payload)
+    }
+
+    /// The payload of a timed token whose signature is good, and when it was
+    /// signed (Unix seconds); its age is the caller's to check.
+    pub fn loads_signed(&self, token: &str) -> Result<(Value, i64), TokenError> {
+        let value = self.unsign(token)?;
+        let (payload, ts_b64) = value.rsplit_once(SEP).ok_or(TokenError::BadSignature)?;
+        let timestamp = decode_timestamp(ts_b64).ok_or(TokenError::BadSignature)?;
+        Ok((decode_payload(payload)?, timestamp))
     }
 
     /// Untimed token for `value` (itsdangerous `URLSafeSerializer`), the
@@ -412,19 +418,39 @@ pub fn verify_remember_cookie(secret_keys: &[&[u8]], value: &str) -> Option<Stri
 /// `zlib` backend, i.e. the same C library Python links) at the default level,
 /// so our tokens are byte-identical to itsdangerous' for the same payload and time.
 mod zlib_compat {
-    use std::io::Write;
+    use std::cell::RefCell;
 
-    use flate2::Compression;
-    use flate2::write::ZlibEncoder;
+    use flate2::{Compress, Compression, FlushCompress, Status};
+
+    thread_local! {
+        /// One compressor per thread, reset between uses: setting up zlib's
+        /// state (a few hundred KiB) costs far more than compressing a token.
+        static DEFLATE: RefCell<Option<Compress>> = const { RefCell::new(None) };
+    }
 
     pub(super) fn compress(data: &[u8]) -> Vec<u8> {
-        let mut enc =
-            ZlibEncoder::new(Vec::with_capacity(data.len() / 2 + 16), Compression::new(6));
-        // Writing into a Vec cannot fail; an error would only drop compression.
-        if enc.write_all(data).is_err() {
-            return Vec::new();
+        DEFLATE.with(|cell| {
+            let Ok(mut slot) = cell.try_borrow_mut() else {
+                return deflate(&mut Compress::new(Compression::new(6), true), data);
+            };
+            let comp = slot.get_or_insert_with(|| Compress::new(Compression::new(6), true));
+            comp.reset();
+            deflate(comp, data)
+        })
+    }
+
+    /// The whole zlib stream of `data` (empty on an error: no compression).
+    fn deflate(comp: &mut Compress, data: &[u8]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(data.len() + data.len() / 16 + 64);
+        loop {
+            let read = usize::try_from(comp.total_in()).unwrap_or(data.len());
+            let rest = data.get(read..).unwrap_or_default();
+            match comp.compress_vec(rest, &mut out, FlushCompress::Finish) {
+                Ok(Status::StreamEnd) => return out,
+                Ok(_) => out.reserve(out.capacity().max(64)),
+                Err(_) => return Vec::new(),
+            }
         }
-        enc.finish().unwrap_or_default()
     }
 }
 
