@@ -28,7 +28,7 @@ pub(crate) use token::{auth_token, parse_auth_token};
 /// verified is kept; ages and expiry are checked on every use.
 pub(crate) struct Decoded {
     pub tokens: token::VerifiedTokens,
-    pub sessions: moka::sync::Cache<String, Arc<session::SessionData>>,
+    pub sessions: crate::datastore::cache::Cache<String, Arc<session::SessionData>>,
 }
 
 impl Decoded {
@@ -38,15 +38,10 @@ impl Decoded {
             return None;
         }
         let ttl = std::time::Duration::from_secs_f64(config.identity_cache_max_staleness);
+        let capacity = config.identity_cache_capacity;
         Some(Decoded {
-            tokens: moka::sync::Cache::builder()
-                .max_capacity(config.identity_cache_capacity)
-                .time_to_live(ttl)
-                .build(),
-            sessions: moka::sync::Cache::builder()
-                .max_capacity(config.identity_cache_capacity)
-                .time_to_live(ttl)
-                .build(),
+            tokens: crate::datastore::cache::bounded(capacity, ttl, false),
+            sessions: crate::datastore::cache::bounded(capacity, ttl, false),
         })
     }
 }

@@ -60,7 +60,7 @@ impl Claims {
 /// Auth tokens whose signature was found good, by token: a bounded cache,
 /// since verifying (HMAC, base64, zlib, JSON) costs more than the rest of an
 /// authenticated request. Only validly signed tokens are kept.
-pub(crate) type VerifiedTokens = moka::sync::Cache<String, std::sync::Arc<Claims>>;
+pub(crate) type VerifiedTokens = crate::datastore::cache::Cache<String, std::sync::Arc<Claims>>;
 
 /// The uid and `fs_paa` of a valid auth token (v5 object, or legacy v4/v3 list).
 pub(crate) fn parse_auth_token(state: &SecurityState, token: &str) -> Option<(String, f64)> {

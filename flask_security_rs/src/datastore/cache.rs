@@ -32,7 +32,24 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use moka::sync::Cache;
+/// A bounded cache with a fast hasher.
+pub(crate) type Cache<K, V> = moka::sync::Cache<K, V, foldhash::fast::RandomState>;
+
+/// A [`Cache`] of at most `capacity` entries, each kept at most `ttl`
+/// (with `closures`, it can forget entries by a predicate).
+pub(crate) fn bounded<K, V>(capacity: u64, ttl: Duration, closures: bool) -> Cache<K, V>
+where
+    K: std::hash::Hash + Eq + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    let mut builder = moka::sync::Cache::builder()
+        .max_capacity(capacity)
+        .time_to_live(ttl);
+    if closures {
+        builder = builder.support_invalidation_closures();
+    }
+    builder.build_with_hasher(foldhash::fast::RandomState::default())
+}
 
 use super::sessions::{SessionInfo, SessionStore};
 use super::{DatastoreError, Extensions, Lookup, NewUser, Role, User, UserDatastore, UserUpdate};
@@ -122,23 +139,10 @@ impl IdentityCache {
     /// change feed has to connect first.
     pub(crate) fn new(capacity: u64, max_staleness: Duration, live: bool) -> Self {
         IdentityCache {
-            users: Cache::builder()
-                .max_capacity(capacity)
-                .time_to_live(max_staleness)
-                .build(),
-            by_uniquifier: Cache::builder()
-                .max_capacity(capacity)
-                .time_to_live(max_staleness)
-                .build(),
-            by_token: Cache::builder()
-                .max_capacity(capacity)
-                .time_to_live(max_staleness)
-                .build(),
-            sessions: Cache::builder()
-                .max_capacity(capacity)
-                .time_to_live(max_staleness)
-                .support_invalidation_closures()
-                .build(),
+            users: bounded(capacity, max_staleness, false),
+            by_uniquifier: bounded(capacity, max_staleness, false),
+            by_token: bounded(capacity, max_staleness, false),
+            sessions: bounded(capacity, max_staleness, true),
             writes: AtomicU64::new(0),
             live: AtomicBool::new(live),
         }

@@ -177,7 +177,20 @@ fn whole_secs(d: std::time::Duration) -> u64 {
 
 /// The JSON envelope around a response body.
 fn envelope(status: Status, body: Map<String, Value>) -> String {
-    json!({"meta": {"code": status.code}, "response": Value::Object(body)}).to_string()
+    #[derive(serde::Serialize)]
+    struct Meta {
+        code: u16,
+    }
+    #[derive(serde::Serialize)]
+    struct Envelope {
+        meta: Meta,
+        response: Map<String, Value>,
+    }
+    let env = Envelope {
+        meta: Meta { code: status.code },
+        response: body,
+    };
+    serde_json::to_string(&env).unwrap_or_default()
 }
 
 fn spa_location(view: &str, redirect_host: Option<&str>, params: Vec<(&str, String)>) -> String {

@@ -118,6 +118,17 @@ impl Serializer {
         self.append_signature(out)
     }
 
+    /// Like [`dumps_at`](Self::dumps_at), but the payload is never
+    /// compressed: itsdangerous reads both forms, and trying zlib costs more
+    /// than the rest of signing a short payload that would not shrink.
+    pub fn dumps_plain_at(&self, value: &Value, timestamp: i64) -> String {
+        let mut out = B64.encode(to_python_json(value));
+        out.push(SEP);
+        let ts = u64::try_from(timestamp).unwrap_or(0);
+        out.push_str(&B64.encode(int_to_bytes(ts)));
+        self.append_signature(out)
+    }
+
     /// Checks a timed token as of `now` (Unix seconds) and returns its payload.
     ///
     /// With `max_age_secs` set, a token whose age is greater than `max_age_secs` or
@@ -469,6 +480,21 @@ mod tests {
 
     fn remember() -> Serializer {
         Serializer::new(&["super-secret-key"], "remember-salt")
+    }
+
+    #[test]
+    fn plain_tokens_verify_and_match_when_zlib_would_not_shrink() {
+        let s = remember();
+        let secret = Value::String("3f9c2a7be14d58061bd2f7a9c3e5108246dbf0a7".into());
+        let plain = s.dumps_plain_at(&secret, TS);
+        assert!(!plain.starts_with('.'));
+        assert_eq!(plain, s.dumps_at(&secret, TS));
+        assert_eq!(s.loads_at(&plain, None, TS).unwrap(), secret);
+        // A payload zlib does shrink still verifies uncompressed.
+        let long = Value::String("ab".repeat(100));
+        let plain = s.dumps_plain_at(&long, TS);
+        assert!(s.dumps_at(&long, TS).starts_with('.'));
+        assert_eq!(s.loads_at(&plain, None, TS).unwrap(), long);
     }
 
     #[test]
