@@ -160,9 +160,12 @@ async fn live_session(
 /// Whether the request has (or this request set) a session or remember
 /// cookie: without one there is no session to look up.
 fn may_have_session(req: &Request<'_>) -> bool {
+    // (`get_pending` would decrypt the cookie: the session's own copy says
+    // whether this request signed someone in.)
     let jar = req.cookies();
-    jar.get_pending(session::SESSION_COOKIE).is_some()
-        || jar.get_pending(session::REMEMBER_COOKIE).is_some()
+    jar.get(session::SESSION_COOKIE).is_some()
+        || jar.get(session::REMEMBER_COOKIE).is_some()
+        || session::signed_in(req)
 }
 
 /// The user of the session cookie (or of a valid remember cookie, which then

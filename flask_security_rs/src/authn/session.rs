@@ -102,6 +102,11 @@ fn cached<'r>(req: &'r Request<'_>) -> &'r Cached {
     })
 }
 
+/// Whether the request's session (as this request left it) has a user.
+pub(crate) fn signed_in(req: &Request<'_>) -> bool {
+    cached(req).0.lock().is_ok_and(|s| s.user_id.is_some())
+}
+
 /// A copy of the request's session.
 pub(crate) fn get(req: &Request<'_>) -> SessionData {
     cached(req).0.lock().map(|s| s.clone()).unwrap_or_default()
