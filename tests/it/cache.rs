@@ -79,7 +79,7 @@ async fn role_and_permission_changes_take_effect_on_the_next_request() {
     assert_eq!(app.text("/user-data").await.0, Status::Forbidden);
     assert!(store.add_role_to_user(id, &role).await.expect("add"));
     assert_eq!(app.text("/user-data").await.0, Status::Ok);
-    let (_, body) = app_json_with_token(&app, &token).await;
+    let (_, body) = app.token_get(&token).await;
     assert_eq!(body["permissions"], json!(["user-read"]));
 
     store
@@ -87,7 +87,7 @@ async fn role_and_permission_changes_take_effect_on_the_next_request() {
         .await
         .expect("permissions");
     assert_eq!(app.text("/user-data").await.0, Status::Forbidden);
-    let (_, body) = app_json_with_token(&app, &token).await;
+    let (_, body) = app.token_get(&token).await;
     assert_eq!(body["permissions"], json!([]));
 
     store
@@ -104,18 +104,6 @@ async fn role_and_permission_changes_take_effect_on_the_next_request() {
     assert_eq!(app.text("/user-data").await.0, Status::Forbidden);
 }
 
-async fn app_json_with_token(app: &App, token: &str) -> (Status, serde_json::Value) {
-    let r = app
-        .client
-        .get("/api/protected")
-        .header(Header::new("X-Auth-Token", token.to_string()))
-        .header(Header::new("Accept", "application/json"))
-        .dispatch()
-        .await;
-    let status = r.status();
-    let body = r.into_string().await.unwrap_or_default();
-    (status, serde_json::from_str(&body).unwrap_or_default())
-}
 
 #[rocket::async_test]
 async fn uniquifier_rotation_and_password_change_take_effect_on_the_next_request() {
@@ -305,7 +293,7 @@ async fn an_authenticated_request_costs_one_query_on_a_miss_and_none_on_a_hit() 
             counter.fetch_add(1, Ordering::SeqCst);
         }
     });
-    let fig = rocket::Config::figment()
+    let fig = cheap_hashing(rocket::Config::figment())
         .merge(("security.secret_key", "k"))
         .merge(("security.password_salt", "salt"))
         .merge(("security.csrf_protect_mechanisms", ["session"]))
@@ -313,16 +301,7 @@ async fn an_authenticated_request_costs_one_query_on_a_miss_and_none_on_a_hit() 
         .merge(("security.throttle_enabled", false))
         // No flush by the SQLite poll (which also sees this instance's own
         // writes) in the middle of the count.
-        .merge(("security.identity_cache_poll_interval", 3600.0))
-        .merge((
-            "security.password_hash_passlib_options.argon2__memory_cost",
-            1024,
-        ))
-        .merge(("security.password_hash_passlib_options.argon2__rounds", 1))
-        .merge((
-            "security.password_hash_passlib_options.argon2__parallelism",
-            1,
-        ));
+        .merge(("security.identity_cache_poll_interval", 3600.0));
     let rocket = rocket::custom(fig)
         .attach(Security::new(
             SeaOrmDatastore::<user::Model, role::Model>::new(db).with_outbox_queue(uuid()),
@@ -335,18 +314,7 @@ async fn an_authenticated_request_costs_one_query_on_a_miss_and_none_on_a_hit() 
         .create_user(NewUser::new(email.clone()), "password")
         .await
         .expect("user");
-    let r = client
-        .post("/login?include_auth_token")
-        .header(ContentType::JSON)
-        .body(json!({"email": email, "password": "password"}).to_string())
-        .dispatch()
-        .await;
-    let (s, b) = json_of(r).await;
-    assert_eq!(s, Status::Ok, "{b}");
-    let token = b["user"]["authentication_token"]
-        .as_str()
-        .expect("token")
-        .to_string();
+    let token = client_token(&client, &email, "password").await;
     let by_token = || {
         client
             .get("/whoami")

@@ -192,19 +192,7 @@ impl App {
     }
 
     pub async fn token(&self, email: &str, password: &str) -> String {
-        let resp = self
-            .client
-            .post("/login?include_auth_token")
-            .header(ContentType::JSON)
-            .body(json!({"email": email, "password": password}).to_string())
-            .dispatch()
-            .await;
-        let (status, body) = json_of(resp).await;
-        assert_eq!(status, Status::Ok, "{body}");
-        let t = body["user"]["authentication_token"]
-            .as_str()
-            .expect("token")
-            .to_string();
+        let t = client_token(&self.client, email, password).await;
         // Logging out ends the session but not the token.
         self.logout().await;
         t
@@ -339,6 +327,11 @@ impl App {
 
     /// The status of GET /api/protected with `token` in the auth header.
     pub async fn token_status(&self, token: &str) -> Status {
+        self.token_get(token).await.0
+    }
+
+    /// GET /api/protected with `token` in the auth header: status and body.
+    pub async fn token_get(&self, token: &str) -> (Status, Value) {
         let r = self
             .client
             .get("/api/protected")
@@ -346,7 +339,9 @@ impl App {
             .header(Header::new("Accept", "application/json"))
             .dispatch()
             .await;
-        r.status()
+        let status = r.status();
+        let body = r.into_string().await.unwrap_or_default();
+        (status, serde_json::from_str(&body).unwrap_or_default())
     }
 
     /// A login attempt that leaves the browser logged out: the status only.
@@ -424,4 +419,34 @@ where
         .expect("db");
     extra(db.clone()).await;
     db
+}
+
+/// An auth token for `email`, from `client` signing in by JSON (the client
+/// keeps the session cookie of that sign-in).
+pub async fn client_token(client: &Client, email: &str, password: &str) -> String {
+    let resp = client
+        .post("/login?include_auth_token")
+        .header(ContentType::JSON)
+        .body(json!({"email": email, "password": password}).to_string())
+        .dispatch()
+        .await;
+    let (status, body) = json_of(resp).await;
+    assert_eq!(status, Status::Ok, "{body}");
+    body["user"]["authentication_token"]
+        .as_str()
+        .expect("token")
+        .to_string()
+}
+
+/// `fig` with cheap argon2 parameters (for apps the tests build by hand).
+pub fn cheap_hashing(fig: rocket::figment::Figment) -> rocket::figment::Figment {
+    fig.merge((
+        "security.password_hash_passlib_options.argon2__memory_cost",
+        1024,
+    ))
+    .merge(("security.password_hash_passlib_options.argon2__rounds", 1))
+    .merge((
+        "security.password_hash_passlib_options.argon2__parallelism",
+        1,
+    ))
 }

@@ -76,19 +76,10 @@ async fn hand_built() -> Hand {
         .expect("author role");
 
     let clock = Clock::new();
-    let fig = rocket::Config::figment()
+    let fig = cheap_hashing(rocket::Config::figment())
         .merge(("security.secret_key", "hand-secret"))
         .merge(("security.password_salt", "salt"))
-        .merge(("security.url_prefix", "/auth"))
-        .merge((
-            "security.password_hash_passlib_options.argon2__memory_cost",
-            1024,
-        ))
-        .merge(("security.password_hash_passlib_options.argon2__rounds", 1))
-        .merge((
-            "security.password_hash_passlib_options.argon2__parallelism",
-            1,
-        ));
+        .merge(("security.url_prefix", "/auth"));
     let security = Security::with_datastore(store)
         .clock(clock.clone())
         .token_expiry(|_, now| now + 60)

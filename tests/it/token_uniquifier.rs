@@ -83,21 +83,12 @@ async fn tokens_follow_the_token_uniquifier() {
     let store: std::sync::Arc<dyn UserDatastore> =
         std::sync::Arc::new(SeaOrmDatastore::<tokuser::Model, role::Model>::new(db));
     let email = unique_email();
-    let fig = rocket::Config::figment()
+    let fig = cheap_hashing(rocket::Config::figment())
         .merge(("security.secret_key", "k"))
         .merge(("security.password_salt", "salt"))
         .merge(("security.changeable", true))
         .merge(("security.csrf_protect_mechanisms", ["session"]))
-        .merge(("security.csrf_ignore_unauth_endpoints", true))
-        .merge((
-            "security.password_hash_passlib_options.argon2__memory_cost",
-            1024,
-        ))
-        .merge(("security.password_hash_passlib_options.argon2__rounds", 1))
-        .merge((
-            "security.password_hash_passlib_options.argon2__parallelism",
-            1,
-        ));
+        .merge(("security.csrf_ignore_unauth_endpoints", true));
     let rocket = rocket::custom(fig)
         .attach(Security::with_datastore(store.clone()))
         .mount("/", routes![me]);
@@ -109,18 +100,7 @@ async fn tokens_follow_the_token_uniquifier() {
         .expect("user");
     let token_uniq = user.fs_token_uniquifier.clone().expect("set on create");
     assert_ne!(token_uniq, user.fs_uniquifier);
-    let r = client
-        .post("/login?include_auth_token")
-        .header(ContentType::JSON)
-        .body(json!({"email": email, "password": "first-password"}).to_string())
-        .dispatch()
-        .await;
-    let (s, b) = json_of(r).await;
-    assert_eq!(s, Status::Ok, "{b}");
-    let token = b["user"]["authentication_token"]
-        .as_str()
-        .expect("token")
-        .to_string();
+    let token = client_token(&client, &email, "first-password").await;
     let with_token = |t: String| {
         client
             .get("/me")
