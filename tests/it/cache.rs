@@ -104,7 +104,6 @@ async fn role_and_permission_changes_take_effect_on_the_next_request() {
     assert_eq!(app.text("/user-data").await.0, Status::Forbidden);
 }
 
-
 #[rocket::async_test]
 async fn uniquifier_rotation_and_password_change_take_effect_on_the_next_request() {
     let app = app().await;
