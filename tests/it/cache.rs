@@ -13,7 +13,7 @@ use flask_security_rs::sea_orm::{ConnectionTrait, Database, Statement};
 use flask_security_rs::{
     Admin, CurrentUser, NewUser, SeaOrmDatastore, Security, UserDatastoreExt, auth_required,
 };
-use rocket::http::{ContentType, Header, Status};
+use rocket::http::{Header, Status};
 use rocket::local::asynchronous::Client;
 use rocket::{get, routes};
 use serde_json::json;
