@@ -1,19 +1,19 @@
 //! Not API; for the benchmarks (`benches/micro.rs`). Thin wrappers over the
 //! crate-private token, cookie and CSRF code, callable without a request;
-//! each does what one request does (a serializer built per call, as
-//! `SecurityState::serializer` builds one per request).
+//! each does what one request does (with the serializers built once per
+//! salt and shared, as `SecurityState::serializer` shares them).
 
-use base64::Engine;
-use rocket::http::private::cookie::{Cookie, CookieJar, Key};
+use rocket::http::private::cookie::{Cookie, CookieJar};
 
 use crate::authn::session::SessionData;
 use crate::authn::{csrf, token};
-use crate::tokens::{self, Serializer};
+use crate::tokens;
 
 /// Flask's `SECRET_KEY` and the `remember_salt`: auth tokens, remember
 /// cookies and CSRF tokens.
 pub struct Signing {
     keys: Vec<Vec<u8>>,
+    serializers: tokens::Serializers,
     salt: String,
 }
 
@@ -21,8 +21,10 @@ impl Signing {
     /// Signing keys from `secret_key` (no fallbacks); `salt` is
     /// `remember_salt` (Flask-Security's default: `remember-salt`).
     pub fn new(secret_key: &str, salt: &str) -> Self {
+        let keys = vec![secret_key.as_bytes().to_vec()];
         Signing {
-            keys: vec![secret_key.as_bytes().to_vec()],
+            serializers: tokens::Serializers::new(keys.clone()),
+            keys,
             salt: salt.to_string(),
         }
     }
@@ -30,7 +32,9 @@ impl Signing {
     /// A v5 auth token for `uid`, issued at `now` (Unix time), no expiry.
     pub fn auth_token(&self, uid: &str, now: f64) -> String {
         let payload = serde_json::json!({"ver": "5", "uid": uid, "fs_paa": now, "exp": 0});
-        Serializer::new(&self.keys, &self.salt).dumps_at(&payload, now as i64)
+        self.serializers
+            .get(&self.salt)
+            .dumps_at(&payload, now as i64)
     }
 
     /// The uid and `fs_paa` of a valid auth token, as the `token` mechanism
@@ -41,8 +45,7 @@ impl Signing {
         max_age: Option<i64>,
         now: f64,
     ) -> Option<(String, f64)> {
-        let serializer = Serializer::new(&self.keys, &self.salt);
-        token::parse_auth_token_at(&serializer, token, max_age, now)
+        token::parse_auth_token_at(&self.serializers.get(&self.salt), token, max_age, now)
     }
 
     /// Flask-Login's `remember_token` value for `payload` (`uid` or `uid.sid`).
@@ -58,7 +61,7 @@ impl Signing {
 
     /// The signed CSRF token of the session secret `raw`, at `now` (Unix seconds).
     pub fn csrf_token(&self, raw: &str, now: i64) -> String {
-        csrf::sign_secret(&self.keys, raw, now)
+        csrf::sign_secret(&self.serializers.get(csrf::CSRF_SALT), raw, now)
     }
 
     /// Whether `token` is valid for the session secret `secret` at `now`.
@@ -69,25 +72,29 @@ impl Signing {
         time_limit: Option<i64>,
         now: i64,
     ) -> bool {
-        csrf::check_token(&self.keys, token, secret, time_limit, now).is_ok()
+        csrf::check_token(
+            &self.serializers.get(csrf::CSRF_SALT),
+            token,
+            secret,
+            time_limit,
+            now,
+        )
+        .is_ok()
     }
 }
 
-/// The `session` cookie: a Rocket private cookie (AES-256-GCM) under the key
-/// `derive_cookie_key` makes from Flask's `SECRET_KEY`.
+/// The `session` cookie, sealed (AES-256-GCM) under the key the library
+/// derives from Flask's `SECRET_KEY`.
 pub struct SessionCookies {
-    key: Key,
+    sealer: tokens::Sealer,
 }
 
 impl SessionCookies {
-    /// The cookie key for `secret_key`, as the quickstart configures Rocket.
+    /// The cookie sealer for `secret_key`.
     pub fn new(secret_key: &str) -> Option<Self> {
-        let bytes = base64::engine::general_purpose::STANDARD
-            .decode(crate::derive_cookie_key(secret_key))
-            .ok()?;
-        Key::try_from(bytes.as_slice())
-            .ok()
-            .map(|key| SessionCookies { key })
+        Some(SessionCookies {
+            sealer: tokens::Sealer::new(&[secret_key]),
+        })
     }
 
     /// The JSON of a signed-in session (user, session id, `fs_paa`, CSRF
@@ -105,23 +112,19 @@ impl SessionCookies {
     }
 
     /// `session=<value>` as a request's `Cookie` header carries it: `json`
-    /// encrypted the way `CookieJar::add_private` does, percent-encoded.
+    /// sealed the way the library writes it.
     pub fn seal(&self, json: &str) -> Option<String> {
-        let mut jar = CookieJar::new();
-        jar.private_mut(&self.key)
-            .add(Cookie::new("session", json.to_string()));
-        jar.get("session").map(|c| c.encoded().to_string())
+        let value = self.sealer.seal("session", json)?;
+        Some(Cookie::new("session", value).encoded().to_string())
     }
 
-    /// What a request does with that header: parse it into a jar, decrypt
-    /// the private cookie, parse the session JSON; the session's user id.
+    /// What a request does with that header: parse it into a jar, open the
+    /// sealed value, parse the session JSON; the session's user id.
     pub fn open(&self, header: &str) -> Option<String> {
         let cookie = Cookie::parse_encoded(header).ok()?.into_owned();
         let mut jar = CookieJar::new();
         jar.add_original(cookie);
-        let plain = jar.private(&self.key).get("session")?;
-        serde_json::from_str::<SessionData>(plain.value())
-            .ok()?
-            .user_id
+        let plain = self.sealer.open("session", jar.get("session")?.value())?;
+        serde_json::from_str::<SessionData>(&plain).ok()?.user_id
     }
 }

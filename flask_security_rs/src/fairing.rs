@@ -251,6 +251,8 @@ impl Security {
         let state = SecurityState {
             policy: PasswordPolicy::new(&config),
             keys: config.signing_keys(),
+            serializers: crate::tokens::Serializers::new(config.signing_keys()),
+            sealer: crate::tokens::Sealer::new(&config.signing_keys()),
             default_mechanisms: Mechanism::mask(&config.api_enabled_methods),
             config,
             datastore: identities.users.clone(),

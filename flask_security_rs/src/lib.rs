@@ -165,13 +165,9 @@ pub mod __private {
 /// derived from Flask's `SECRET_KEY`, so one secret configures both.
 pub fn derive_cookie_key(secret_key: &str) -> String {
     use base64::Engine;
-    use hmac::{Hmac, Mac};
-    let mut mac = match <Hmac<sha2::Sha512> as Mac>::new_from_slice(secret_key.as_bytes()) {
-        Ok(m) => m,
-        Err(_) => return String::new(),
-    };
-    mac.update(b"flask_security_rs session cookie key");
-    base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+    tokens::cookie_key_material(secret_key.as_bytes())
+        .map(|m| base64::engine::general_purpose::STANDARD.encode(m))
+        .unwrap_or_default()
 }
 
 /// Opens `url` (SQLite path or URL, or PostgreSQL URL) and runs `migrations`

@@ -74,6 +74,10 @@ pub(crate) struct SecurityState {
     pub urls: Vec<(&'static str, String)>,
     /// Signing keys: `secret_key` then the fallbacks.
     pub keys: Vec<Vec<u8>>,
+    /// Token serializers over `keys`, one per salt.
+    pub serializers: crate::tokens::Serializers,
+    /// Seals the session cookie (keys derived from `keys`).
+    pub sealer: crate::tokens::Sealer,
     /// `api_enabled_methods` as mechanism bits.
     pub default_mechanisms: u8,
     pub token_expiry: Option<TokenExpiry>,
@@ -97,8 +101,8 @@ impl SecurityState {
     }
 
     /// A token serializer for `salt` with the configured keys.
-    pub(crate) fn serializer(&self, salt: &str) -> Serializer {
-        Serializer::new(&self.keys, salt)
+    pub(crate) fn serializer(&self, salt: &str) -> std::sync::Arc<Serializer> {
+        self.serializers.get(salt)
     }
 
     /// Whether the feature whose main URL is `name` is installed.

@@ -186,3 +186,48 @@ async fn a_session_ends_after_its_lifetime_even_when_the_cookie_is_replayed() {
     assert_eq!(data_status_with(&other, &jar).await, Status::Unauthorized);
     assert_eq!(app.app_json("/api/data").await.0, Status::Unauthorized);
 }
+
+/// The session cookie is sealed under a key derived from `secret_key`:
+/// after a rotation that keeps the old key in `secret_key_fallbacks`, a
+/// browser stays signed in (and its cookie is sealed anew under the new key
+/// when next written); without the fallback the cookie is void.
+#[rocket::async_test]
+async fn a_session_survives_a_secret_key_rotation_with_the_old_key_as_fallback() {
+    let app = app().await;
+    let (email, pw) = app.confirmed_user().await;
+    assert_eq!(app.login(&email, &pw).await.0, Status::Ok);
+    let session: Vec<_> = cookie_jar(&app)
+        .into_iter()
+        .filter(|(n, _)| n == "session")
+        .collect();
+    assert_eq!(session.len(), 1);
+    // URL-safe base64: nothing to percent-encode in the header.
+    assert!(
+        session[0]
+            .1
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'),
+        "{session:?}"
+    );
+
+    let old_key = app.options.secret_key.clone();
+    let mut rotated = setup_like(&app);
+    rotated.secret_key = "a-brand-new-secret-key".into();
+    rotated.extra = Some(
+        rocket::figment::Figment::new().merge(("security.secret_key_fallbacks", vec![old_key])),
+    );
+    let after = Client::untracked(rocket_for(rotated.clone()).await)
+        .await
+        .expect("client");
+    assert_eq!(data_status_with(&after, &session).await, Status::Ok);
+
+    let mut replaced = rotated;
+    replaced.extra = None;
+    let without = Client::untracked(rocket_for(replaced).await)
+        .await
+        .expect("client");
+    assert_eq!(
+        data_status_with(&without, &session).await,
+        Status::Unauthorized
+    );
+}

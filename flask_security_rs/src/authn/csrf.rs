@@ -11,7 +11,7 @@ use crate::state::SecurityState;
 use crate::tokens::{Serializer, TokenError};
 
 /// Salt Flask-WTF signs CSRF tokens with.
-const CSRF_SALT: &str = "wtf-csrf-token";
+pub(crate) const CSRF_SALT: &str = "wtf-csrf-token";
 
 /// Why a request failed the CSRF check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,7 +53,7 @@ fn raw_secret() -> String {
     use rand::RngCore;
     let mut bytes = [0u8; 20];
     rand::thread_rng().fill_bytes(&mut bytes);
-    hex::encode(bytes)
+    crate::util::hex(&bytes)
 }
 
 /// The token signed for this request, and the secret it signs: the cookie
@@ -74,7 +74,7 @@ pub(crate) fn generate(req: &Request<'_>, state: &SecurityState) -> String {
     {
         return token.clone();
     }
-    let token = sign_secret(&state.keys, &raw, state.clock.now_secs());
+    let token = sign_secret(&state.serializer(CSRF_SALT), &raw, state.clock.now_secs());
     *slot = Some((raw, token.clone()));
     token
 }
@@ -103,11 +103,9 @@ pub(crate) fn validate(
     form_token: Option<&str>,
 ) -> Result<(), CsrfError> {
     let token = presented(req, state, form_token).ok_or(CsrfError::Missing)?;
-    let secret = session::get(req)
-        .csrf_token
-        .ok_or(CsrfError::SessionMissing)?;
+    let secret = session::with(req, |s| s.csrf_token.clone()).ok_or(CsrfError::SessionMissing)?;
     check_token(
-        &state.keys,
+        &state.serializer(CSRF_SALT),
         &token,
         &secret,
         state.config.csrf_time_limit,
@@ -116,30 +114,28 @@ pub(crate) fn validate(
 }
 
 /// The CSRF token for the session secret `raw`, signed at `now` (Unix
-/// seconds) with `keys[0]`: the request-free core of [`generate`].
+/// seconds) by `ser` (the CSRF salt's): the request-free core of [`generate`].
 ///
 /// Not compressed: the payload, a quoted 40-hex-digit secret, does not
 /// shrink under zlib (43 bytes at the least over 300,000 random secrets,
 /// against 42 plain), and Flask-WTF reads either form.
-pub(crate) fn sign_secret(keys: &[Vec<u8>], raw: &str, now: i64) -> String {
-    Serializer::new(keys, CSRF_SALT).dumps_plain_at(&Value::String(raw.to_string()), now)
+pub(crate) fn sign_secret(ser: &Serializer, raw: &str, now: i64) -> String {
+    ser.dumps_plain_at(&Value::String(raw.to_string()), now)
 }
 
 /// Checks `token` against the session secret `secret` as of `now`: the
 /// request-free core of [`validate`].
 pub(crate) fn check_token(
-    keys: &[Vec<u8>],
+    ser: &Serializer,
     token: &str,
     secret: &str,
     time_limit: Option<i64>,
     now: i64,
 ) -> Result<(), CsrfError> {
-    let value = Serializer::new(keys, CSRF_SALT)
-        .loads_at(token, time_limit, now)
-        .map_err(|e| match e {
-            TokenError::Expired { .. } => CsrfError::Expired,
-            _ => CsrfError::Invalid,
-        })?;
+    let value = ser.loads_at(token, time_limit, now).map_err(|e| match e {
+        TokenError::Expired { .. } => CsrfError::Expired,
+        _ => CsrfError::Invalid,
+    })?;
     let signed = value.as_str().ok_or(CsrfError::Invalid)?;
     if crate::util::ct_eq(signed.as_bytes(), secret.as_bytes()) {
         Ok(())

@@ -15,7 +15,6 @@ use rocket::request::Request;
 
 use crate::config::Mechanism;
 use crate::datastore::SessionStore;
-use crate::datastore::sessions::record_id;
 use crate::datastore::{Lookup, User};
 use crate::login::{self, Attempt, AuthnMethod};
 use crate::state::SecurityState;
@@ -28,7 +27,7 @@ pub(crate) use token::{auth_token, parse_auth_token};
 /// verified is kept; ages and expiry are checked on every use.
 pub(crate) struct Decoded {
     pub tokens: token::VerifiedTokens,
-    pub sessions: crate::datastore::cache::Cache<String, Arc<session::SessionData>>,
+    pub sessions: crate::datastore::cache::Cache<String, Arc<session::Opened>>,
 }
 
 impl Decoded {
@@ -132,7 +131,7 @@ async fn live_session(
     (uid, sid): (&str, &str),
     by_remember: bool,
 ) -> Result<Option<Arc<User>>, Unavailable> {
-    let id = record_id(sid);
+    let id = session::record_of(req, sid);
     let now = state.clock.now_secs();
     let (record, user) = state
         .identities
@@ -195,9 +194,9 @@ async fn find_session_user(
     req: &Request<'_>,
     state: &SecurityState,
 ) -> Result<Option<Arc<User>>, Unavailable> {
-    let sess = session::get(req);
-    if let Some(uid) = sess.user_id {
-        let user = match (&state.sessions, &sess.sid) {
+    let (uid, sid) = session::with(req, |s| (s.user_id.clone(), s.sid.clone()));
+    if let Some(uid) = uid {
+        let user = match (&state.sessions, &sid) {
             (None, _) => load(state, Lookup::Uniquifier(&uid)).await?,
             (Some(store), Some(sid)) => {
                 live_session(req, state, &**store, (&uid, sid), false).await?
@@ -261,7 +260,10 @@ pub(crate) fn note_body_token(
 }
 
 fn presented_token(req: &Request<'_>, state: &SecurityState) -> Option<String> {
-    if let Some(t) = &body_fields(req).auth_token {
+    // (Only a typed body was peeked at.)
+    if req.content_type().is_some()
+        && let Some(t) = &body_fields(req).auth_token
+    {
         return Some(t.clone());
     }
     if let Some(t) = &req.local_cache(|| FullBodyToken(None)).0 {
@@ -448,16 +450,16 @@ pub(crate) fn check_fresh(
         return true;
     }
     let now = state.clock.now();
-    let sess = session::get(req);
+    let (fs_paa, fs_gexp) = session::with(req, |s| (s.fs_paa, s.fs_gexp));
     let paa = match via {
-        Mechanism::Session => sess.fs_paa,
+        Mechanism::Session => fs_paa,
         Mechanism::Token if state.config.freshness_allow_auth_token => {
             token_paa.filter(|p| *p > 0.0)
         }
         _ => None,
     };
     let Some(paa) = paa else { return false };
-    if via == Mechanism::Session && sess.fs_gexp.is_some_and(|g| now < g) {
+    if via == Mechanism::Session && fs_gexp.is_some_and(|g| now < g) {
         session::update(req, |s| s.fs_gexp = Some(now + grace as f64));
         return true;
     }

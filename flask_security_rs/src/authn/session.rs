@@ -1,5 +1,6 @@
-//! The `session` cookie (private: encrypted and authenticated with Rocket's
-//! `secret_key`) and the `remember_token` cookie.
+//! The `session` cookie (sealed: encrypted and authenticated under a key
+//! derived from `secret_key`, see [`crate::tokens::Sealer`]) and the
+//! `remember_token` cookie.
 
 use std::sync::Mutex;
 
@@ -63,59 +64,110 @@ impl std::fmt::Debug for SessionData {
     }
 }
 
-struct Cached(Mutex<SessionData>);
+/// A session cookie as it opened: its data, and the record id of its
+/// session id (a SHA-256, worth keeping with the decrypted cookie).
+pub(crate) struct Opened {
+    data: SessionData,
+    record: Option<String>,
+}
+
+impl Opened {
+    fn new(data: SessionData) -> Opened {
+        let record = data.sid.as_deref().map(record_id);
+        Opened { data, record }
+    }
+}
+
+struct Cached {
+    data: Mutex<SessionData>,
+    /// The cookie's session id and its record id, as the cookie came.
+    record: Option<(String, String)>,
+}
 
 /// The session the request's cookie holds, decrypted (or, for a cookie
 /// seen before, as it was decrypted then).
-fn decode(req: &Request<'_>, state: Option<&SecurityState>) -> Option<SessionData> {
+fn decode(req: &Request<'_>, state: Option<&SecurityState>) -> Option<std::sync::Arc<Opened>> {
     let jar = req.cookies();
     let sealed = jar.get(SESSION_COOKIE)?;
     let kept = state.and_then(|s| s.decoded.as_ref());
     if let Some(d) = kept.and_then(|k| k.sessions.get(sealed.value())) {
-        return Some((*d).clone());
+        return Some(d);
     }
-    let data = jar
-        .get_private(SESSION_COOKIE)
-        .and_then(|c| serde_json::from_str::<SessionData>(c.value()).ok())?;
+    let plain = state
+        .and_then(|s| s.sealer.open(SESSION_COOKIE, sealed.value()))
+        // Sealed by Rocket under its own `secret_key` (before the library
+        // sealed it itself).
+        .or_else(|| {
+            jar.get_private(SESSION_COOKIE)
+                .map(|c| c.value().to_string())
+        })?;
+    let data = serde_json::from_str::<SessionData>(&plain).ok()?;
+    let opened = std::sync::Arc::new(Opened::new(data));
     if let Some(k) = kept {
-        k.sessions.insert(
-            sealed.value().to_string(),
-            std::sync::Arc::new(data.clone()),
-        );
+        k.sessions
+            .insert(sealed.value().to_string(), opened.clone());
     }
-    Some(data)
+    Some(opened)
 }
 
 fn cached<'r>(req: &'r Request<'_>) -> &'r Cached {
     req.local_cache(|| {
         let state = SecurityState::of(req);
-        let data = decode(req, state)
+        let opened = decode(req, state)
             // Like Flask's signed cookie: too old since its last write, it is void.
-            .filter(|d| match (state, d.issued_at) {
+            .filter(|o| match (state, o.data.issued_at) {
                 (Some(s), Some(iat)) => {
                     s.clock.now_secs() - iat <= s.config.permanent_session_lifetime
                 }
                 _ => true,
-            })
-            .unwrap_or_default();
-        Cached(Mutex::new(data))
+            });
+        match opened {
+            Some(o) => Cached {
+                data: Mutex::new(o.data.clone()),
+                record: o.data.sid.clone().zip(o.record.clone()),
+            },
+            None => Cached {
+                data: Mutex::new(SessionData::default()),
+                record: None,
+            },
+        }
     })
+}
+
+/// The server-side record id of the session id `sid`.
+pub(crate) fn record_of(req: &Request<'_>, sid: &str) -> String {
+    match &cached(req).record {
+        Some((s, record)) if s == sid => record.clone(),
+        _ => record_id(sid),
+    }
+}
+
+/// Reads the request's session without copying it.
+pub(crate) fn with<T>(req: &Request<'_>, f: impl FnOnce(&SessionData) -> T) -> T {
+    match cached(req).data.lock() {
+        Ok(g) => f(&g),
+        Err(poisoned) => f(&poisoned.into_inner()),
+    }
 }
 
 /// Whether the request's session (as this request left it) has a user.
 pub(crate) fn signed_in(req: &Request<'_>) -> bool {
-    cached(req).0.lock().is_ok_and(|s| s.user_id.is_some())
+    cached(req).data.lock().is_ok_and(|s| s.user_id.is_some())
 }
 
 /// A copy of the request's session.
 pub(crate) fn get(req: &Request<'_>) -> SessionData {
-    cached(req).0.lock().map(|s| s.clone()).unwrap_or_default()
+    cached(req)
+        .data
+        .lock()
+        .map(|s| s.clone())
+        .unwrap_or_default()
 }
 
 /// Changes the session and sends the new cookie (or deletes it when empty).
 pub(crate) fn update<T>(req: &Request<'_>, f: impl FnOnce(&mut SessionData) -> T) -> T {
     let cache = cached(req);
-    let mut guard = match cache.0.lock() {
+    let mut guard = match cache.data.lock() {
         Ok(g) => g,
         Err(poisoned) => poisoned.into_inner(),
     };
@@ -136,7 +188,7 @@ pub(crate) fn update<T>(req: &Request<'_>, f: impl FnOnce(&mut SessionData) -> T
 /// server-side record does.
 pub(crate) fn refresh(req: &Request<'_>) {
     let cache = cached(req);
-    let mut guard = match cache.0.lock() {
+    let mut guard = match cache.data.lock() {
         Ok(g) => g,
         Err(poisoned) => poisoned.into_inner(),
     };
@@ -157,8 +209,11 @@ fn write(req: &Request<'_>, data: &SessionData) {
     let Some(state) = SecurityState::of(req) else {
         return;
     };
+    let Some(sealed) = state.sealer.seal(SESSION_COOKIE, &value) else {
+        return;
+    };
     let cfg = &state.config;
-    let mut cookie = Cookie::build((SESSION_COOKIE, value))
+    let mut cookie = Cookie::build((SESSION_COOKIE, sealed))
         // A browser-session cookie, as Flask sends it (Rocket would add a week).
         .expires(None::<rocket::time::OffsetDateTime>)
         .path("/")
@@ -167,7 +222,7 @@ fn write(req: &Request<'_>, data: &SessionData) {
     if let Some(s) = cfg.session_cookie_samesite {
         cookie = cookie.same_site(s.to_cookie());
     }
-    req.cookies().add_private(cookie);
+    req.cookies().add(cookie);
 }
 
 /// Queues a message for the next HTML page (Flask's `flash`).

@@ -89,7 +89,7 @@ pub trait SessionStore: Send + Sync + 'static {
 /// The record id of a cookie's session id.
 pub(crate) fn record_id(session_id: &str) -> String {
     use sha2::Digest;
-    hex::encode(sha2::Sha256::digest(session_id.as_bytes()))
+    crate::util::hex(&sha2::Sha256::digest(session_id.as_bytes()))
 }
 
 /// A new random session id (256 bits, hex).
@@ -97,5 +97,5 @@ pub(crate) fn new_session_id() -> String {
     use rand::RngCore;
     let mut b = [0u8; 32];
     rand::thread_rng().fill_bytes(&mut b);
-    hex::encode(b)
+    crate::util::hex(&b)
 }

@@ -381,9 +381,10 @@ impl<'r> FromRequest<'r> for SessionId {
 
     async fn from_request(req: &'r Request<'_>) -> request::Outcome<Self, Self::Error> {
         let id = match authn::session_user(req).await {
-            Some(_) => crate::authn::session::get(req)
-                .sid
-                .map(|sid| crate::datastore::sessions::record_id(&sid)),
+            Some(_) => {
+                let sid = crate::authn::session::with(req, |s| s.sid.clone());
+                sid.map(|sid| crate::authn::session::record_of(req, &sid))
+            }
             None => None,
         };
         Outcome::Success(SessionId(id))

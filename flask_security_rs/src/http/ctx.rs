@@ -38,9 +38,17 @@ impl<'r> FromRequest<'r> for Ctx<'r> {
 /// Whether the request's `Host` is one `trusted_hosts` allows (a request
 /// without one is refused when the list is set).
 fn host_ok(req: &Request<'_>, state: &SecurityState) -> bool {
+    if state.config.trusted_hosts.is_none() {
+        return true;
+    }
     match req.host() {
-        Some(h) => state.config.host_trusted(&h.to_string()),
-        None => state.config.trusted_hosts.is_none(),
+        // The header as sent (what Rocket parsed it from) spares formatting
+        // the parsed form; HTTP/2 has only the authority.
+        Some(h) => match req.headers().get_one("Host") {
+            Some(raw) => state.config.host_trusted(raw),
+            None => state.config.host_trusted(&h.to_string()),
+        },
+        None => false,
     }
 }
 

@@ -28,10 +28,10 @@ pub fn want_json(req: &Request<'_>) -> bool {
     let Some(accept) = req.headers().get_one("Accept") else {
         return false;
     };
-    let mut best: Option<(f32, String)> = None;
+    let mut best: Option<(f32, &str)> = None;
     for part in accept.split(',') {
         let mut bits = part.split(';');
-        let media = bits.next().unwrap_or("").trim().to_ascii_lowercase();
+        let media = bits.next().unwrap_or("").trim();
         if media.is_empty() {
             continue;
         }
@@ -41,11 +41,11 @@ pub fn want_json(req: &Request<'_>) -> bool {
                 q = v.trim().parse().unwrap_or(0.0);
             }
         }
-        if best.as_ref().is_none_or(|(bq, _)| q > *bq) {
+        if best.is_none_or(|(bq, _)| q > bq) {
             best = Some((q, media));
         }
     }
-    best.is_some_and(|(q, m)| q > 0.0 && m == "application/json")
+    best.is_some_and(|(q, m)| q > 0.0 && m.eq_ignore_ascii_case("application/json"))
 }
 
 /// Whether the request body is JSON (`application/json` or `*/*+json`).

@@ -190,7 +190,11 @@ fn envelope(status: Status, body: Map<String, Value>) -> String {
         meta: Meta { code: status.code },
         response: body,
     };
-    serde_json::to_string(&env).unwrap_or_default()
+    let mut out = Vec::with_capacity(256);
+    match serde_json::to_writer(&mut out, &env) {
+        Ok(()) => String::from_utf8(out).unwrap_or_default(),
+        Err(_) => String::new(),
+    }
 }
 
 fn spa_location(view: &str, redirect_host: Option<&str>, params: Vec<(&str, String)>) -> String {

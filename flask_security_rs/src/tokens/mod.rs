@@ -3,8 +3,10 @@
 //! one type behind every link mailed to a user.
 
 mod link;
+mod sealed;
 mod serializer;
 
 pub(crate) use link::{SignedLink, UserLink};
-pub(crate) use serializer::{Serializer, TokenError};
+pub(crate) use sealed::{Sealer, cookie_key_material};
+pub(crate) use serializer::{Serializer, Serializers, TokenError};
 pub(crate) use serializer::{remember_cookie_value, verify_remember_cookie};

@@ -72,18 +72,18 @@ pub enum TokenError {
 /// and HMAC-SHA1 signatures.
 #[derive(Clone)]
 pub struct Serializer {
-    /// Derived HMAC keys, one per secret key; the first one signs.
-    derived_keys: Vec<[u8; 20]>,
+    /// HMAC state keyed with each secret key's derived key, cloned for every
+    /// MAC (keying costs two SHA-1 blocks); all of them verify.
+    verifiers: Vec<HmacSha1>,
+    /// The first key's, or with no keys the one derived from an empty secret.
+    signer: HmacSha1,
     salt: String,
 }
 
 impl fmt::Debug for Serializer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Serializer")
-            .field(
-                "keys",
-                &format_args!("<{} redacted>", self.derived_keys.len()),
-            )
+            .field("keys", &format_args!("<{} redacted>", self.verifiers.len()))
             .field("salt", &self.salt)
             .finish()
     }
@@ -102,8 +102,17 @@ impl Serializer {
             h.update(secret);
             h.finalize().into()
         };
+        let verifiers: Vec<HmacSha1> = secret_keys
+            .iter()
+            .map(|k| Self::mac(&derive(k.as_ref())))
+            .collect();
+        let signer = match verifiers.first() {
+            Some(first) => first.clone(),
+            None => Self::mac(&derive(b"")),
+        };
         Self {
-            derived_keys: secret_keys.iter().map(|k| derive(k.as_ref())).collect(),
+            verifiers,
+            signer,
             salt: salt.to_owned(),
         }
     }
@@ -184,13 +193,7 @@ impl Serializer {
     }
 
     fn append_signature(&self, mut value: String) -> String {
-        let empty: [u8; 20] = Sha1::new()
-            .chain_update(self.salt.as_bytes())
-            .chain_update(b"signer")
-            .finalize()
-            .into();
-        let key = self.derived_keys.first().unwrap_or(&empty);
-        let mut mac = Self::mac(key);
+        let mut mac = self.signer.clone();
         mac.update(value.as_bytes());
         let sig = mac.finalize().into_bytes();
         value.push(SEP);
@@ -205,8 +208,8 @@ impl Serializer {
             .decode(sig_b64.as_bytes())
             .map_err(|_| TokenError::BadSignature)?;
         let mut ok = false;
-        for key in &self.derived_keys {
-            let mut mac = Self::mac(key);
+        for verifier in &self.verifiers {
+            let mut mac = verifier.clone();
             mac.update(value.as_bytes());
             // `verify_slice` compares in constant time.
             ok |= mac.verify_slice(&sig).is_ok();
@@ -216,6 +219,43 @@ impl Serializer {
         } else {
             Err(TokenError::BadSignature)
         }
+    }
+}
+
+/// One [`Serializer`] per salt over one set of keys, each built on first
+/// use and then shared: deriving and keying the MACs is most of the cost of
+/// signing a short token. Salts come from the configuration and the code,
+/// never from requests, so the set stays small.
+pub(crate) struct Serializers {
+    keys: Vec<Vec<u8>>,
+    by_salt: std::sync::RwLock<Vec<(Box<str>, std::sync::Arc<Serializer>)>>,
+}
+
+impl Serializers {
+    pub(crate) fn new(keys: Vec<Vec<u8>>) -> Self {
+        Self {
+            keys,
+            by_salt: std::sync::RwLock::new(Vec::new()),
+        }
+    }
+
+    /// The serializer for `salt`.
+    pub(crate) fn get(&self, salt: &str) -> std::sync::Arc<Serializer> {
+        let find = |list: &[(Box<str>, std::sync::Arc<Serializer>)]| {
+            list.iter()
+                .find(|(s, _)| &**s == salt)
+                .map(|(_, ser)| ser.clone())
+        };
+        if let Some(ser) = find(&self.by_salt.read().unwrap_or_else(|p| p.into_inner())) {
+            return ser;
+        }
+        let mut list = self.by_salt.write().unwrap_or_else(|p| p.into_inner());
+        if let Some(ser) = find(&list) {
+            return ser;
+        }
+        let ser = std::sync::Arc::new(Serializer::new(&self.keys, salt));
+        list.push((salt.into(), ser.clone()));
+        ser
     }
 }
 
@@ -322,6 +362,12 @@ fn write_json(value: &Value, out: &mut String) {
 
 fn write_json_str(s: &str, out: &mut String) {
     out.push('"');
+    // Most strings (ids, hex secrets) need no escape at all.
+    if !s.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
+        out.push_str(s);
+        out.push('"');
+        return;
+    }
     for c in s.chars() {
         match c {
             '"' => out.push_str("\\\""),
