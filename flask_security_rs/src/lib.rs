@@ -31,9 +31,9 @@
 //!   rotating it (keep the old one in `secret_key_fallbacks` for a while)
 //!   invalidates them. Outside Rocket's debug profile the fairing refuses to
 //!   start without `secret_key` and `password_salt`.
-//! * The `session` cookie is a Rocket private cookie: encrypted and
-//!   authenticated with Rocket's own `secret_key` ([`derive_cookie_key`] makes
-//!   one from Flask's).
+//! * The `session` cookie is encrypted and authenticated (AES-256-GCM) under
+//!   a key derived from `secret_key`; `secret_key_fallbacks` still open it.
+//!   Cookies Rocket sealed as private cookies are still read.
 //! * Changing or resetting a password rotates `fs_uniquifier`, which ends every
 //!   session, remember cookie and (unless the model has `fs_token_uniquifier`)
 //!   auth token; deactivating a user ends them at once.
@@ -161,8 +161,9 @@ pub mod __private {
     pub const BASIC: u8 = crate::Mechanism::Basic.bit();
 }
 
-/// A value for Rocket's `secret_key` (which encrypts the `session` cookie)
-/// derived from Flask's `SECRET_KEY`, so one secret configures both.
+/// A value for Rocket's `secret_key` derived from Flask's `SECRET_KEY`, so
+/// one secret configures both. Its encryption half is the key the library
+/// seals the `session` cookie with, so cookies Rocket sealed under it open.
 pub fn derive_cookie_key(secret_key: &str) -> String {
     use base64::Engine;
     tokens::cookie_key_material(secret_key.as_bytes())
