@@ -80,8 +80,8 @@ impl Opened {
 
 struct Cached {
     data: Mutex<SessionData>,
-    /// The cookie's session id and its record id, as the cookie came.
-    record: Option<(String, String)>,
+    /// The cookie as it opened (its session id's record id is there).
+    opened: Option<std::sync::Arc<Opened>>,
 }
 
 /// The session the request's cookie holds, decrypted (or, for a cookie
@@ -121,23 +121,20 @@ fn cached<'r>(req: &'r Request<'_>) -> &'r Cached {
                 }
                 _ => true,
             });
-        match opened {
-            Some(o) => Cached {
-                data: Mutex::new(o.data.clone()),
-                record: o.data.sid.clone().zip(o.record.clone()),
-            },
-            None => Cached {
-                data: Mutex::new(SessionData::default()),
-                record: None,
-            },
+        Cached {
+            data: Mutex::new(opened.as_ref().map(|o| o.data.clone()).unwrap_or_default()),
+            opened,
         }
     })
 }
 
 /// The server-side record id of the session id `sid`.
 pub(crate) fn record_of(req: &Request<'_>, sid: &str) -> String {
-    match &cached(req).record {
-        Some((s, record)) if s == sid => record.clone(),
+    match cached(req).opened.as_deref() {
+        Some(Opened {
+            data,
+            record: Some(record),
+        }) if data.sid.as_deref() == Some(sid) => record.clone(),
         _ => record_id(sid),
     }
 }
