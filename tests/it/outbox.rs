@@ -181,11 +181,14 @@ async fn mails_that_keep_failing_become_dead_letters() {
 #[rocket::async_test]
 async fn another_instance_delivers_what_one_queued() {
     // Instance A cannot reach SMTP; instance B, same application (same
-    // outbox queue) on the same database, can.
+    // outbox queue) on the same database, can. Both look for due retries,
+    // A every second and B every 0.1 s, so B claims most of them first (a
+    // failing instance still competes for its own retries on equal terms:
+    // with equal intervals each retry is a coin toss).
     let down = free_port();
     let mut s = setup().await;
     s.opts.mailer = Arc::new(SmtpMailer::plain("127.0.0.1", down));
-    s.opts.extra = Some(quick_outbox(&[]));
+    s.opts.extra = Some(quick_outbox(&[("mail_outbox_poll_interval", json!(1.0))]));
     let queue = s.opts.outbox_queue.clone();
     let a = app_with(s, |r| r).await;
     let mut s2 = setup().await;
