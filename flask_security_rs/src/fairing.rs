@@ -313,7 +313,7 @@ impl Fairing for Security {
     fn info(&self) -> Info {
         Info {
             name: "Flask-Security",
-            kind: Kind::Ignite | Kind::Liftoff | Kind::Request | Kind::Singleton,
+            kind: Kind::Ignite | Kind::Liftoff | Kind::Request | Kind::Response | Kind::Singleton,
         }
     }
 
@@ -391,5 +391,9 @@ impl Fairing for Security {
         // Rocket lets a fairing see at most the first 512 bytes of a body.
         let bytes = data.peek(512).await.to_vec();
         req.local_cache(|| BodyPeek { json, bytes });
+    }
+
+    async fn on_response<'r>(&self, req: &'r Request<'_>, res: &mut rocket::Response<'r>) {
+        http::cookies::apply(req, res);
     }
 }

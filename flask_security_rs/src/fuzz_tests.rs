@@ -395,6 +395,11 @@ async fn security_client() -> rocket::local::asynchronous::Client {
         .unwrap()
 }
 
+/// The uid and `fs_paa` that `parse_auth_token` finds in `token`.
+fn parsed(state: &SecurityState, token: &str) -> Option<(String, f64)> {
+    crate::authn::parse_auth_token(state, token).map(|v| (v.claims.uid.clone(), v.claims.paa))
+}
+
 /// What `parse_auth_token` must make of a validly signed, fresh payload.
 fn oracle_auth(payload: &Value, now: f64) -> Option<(String, f64)> {
     match payload {
@@ -471,7 +476,7 @@ async fn auth_tokens_are_parsed_like_the_oracle() {
     // Validly signed payloads of every shape.
     check(128, auth_payload(now), |payload| {
         let tok = ser.dumps_at(&payload, state.clock.now_secs());
-        let got = crate::authn::parse_auth_token(state, &tok);
+        let got = parsed(state, &tok);
         let want = oracle_auth(&payload, state.clock.now());
         match (&got, &want) {
             (Some((gu, gp)), Some((wu, wp))) => {
@@ -488,7 +493,7 @@ async fn auth_tokens_are_parsed_like_the_oracle() {
     let ages = prop_oneof![-10_000_000i64..-5, 5i64..895, 905i64..100_000_000];
     check(64, ages, |age| {
         let tok = ser.dumps_at(&v5, state.clock.now_secs() - age);
-        let got = crate::authn::parse_auth_token(state, &tok);
+        let got = parsed(state, &tok);
         let valid = (0..=900).contains(&age);
         prop_assert_eq!(got.is_some(), valid, "age {}", age);
         Ok(())
@@ -496,16 +501,16 @@ async fn auth_tokens_are_parsed_like_the_oracle() {
 
     // Arbitrary strings, edited real tokens, tokens of other salts and keys.
     let real = ser.dumps_at(&v5, now);
-    assert!(crate::authn::parse_auth_token(state, &real).is_some());
+    assert!(parsed(state, &real).is_some());
     let strategy = (
         prop_oneof![any_text(200), token_text(200)],
         edits(),
         json_value(3, 6, 24),
     );
     check(128, strategy, |(garbage, edits, other_payload)| {
-        prop_assert_eq!(crate::authn::parse_auth_token(state, &garbage), None);
+        prop_assert_eq!(parsed(state, &garbage), None);
         let m = mutate(&real, &edits);
-        let got = crate::authn::parse_auth_token(state, &m);
+        let got = parsed(state, &m);
         if got.is_some() {
             prop_assert!(m == real || same_signed_token(&real, &m), "{} accepted", m);
         }
@@ -516,7 +521,7 @@ async fn auth_tokens_are_parsed_like_the_oracle() {
             state.serializer("reset-salt").dumps_at(&other_payload, at),
             ser.dumps_untimed(&v5),
         ] {
-            prop_assert_eq!(crate::authn::parse_auth_token(state, &tok), None, "{}", tok);
+            prop_assert_eq!(parsed(state, &tok), None, "{}", tok);
         }
         Ok(())
     });

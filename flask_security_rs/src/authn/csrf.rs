@@ -157,7 +157,7 @@ pub(crate) fn set_cookie(req: &Request<'_>, state: &SecurityState, token: &str) 
     if let Some(s) = c.samesite {
         cookie = cookie.same_site(s.to_cookie());
     }
-    req.cookies().add(cookie);
+    crate::http::cookies::send(req, cookie.build());
 }
 
 /// Deletes the CSRF cookie (logout).
@@ -175,7 +175,7 @@ pub(crate) fn clear_cookie(req: &Request<'_>, state: &SecurityState) {
     if let Some(s) = c.samesite {
         cookie = cookie.same_site(s.to_cookie());
     }
-    req.cookies().add(cookie);
+    crate::http::cookies::send(req, cookie.build());
 }
 
 /// Sends a fresh CSRF cookie (after a login, as Flask-Security does).

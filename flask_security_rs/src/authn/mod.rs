@@ -39,8 +39,8 @@ impl Decoded {
         let ttl = std::time::Duration::from_secs_f64(config.identity_cache_max_staleness);
         let capacity = config.identity_cache_capacity;
         Some(Decoded {
-            tokens: crate::datastore::cache::bounded(capacity, ttl, false),
-            sessions: crate::datastore::cache::bounded(capacity, ttl, false),
+            tokens: crate::datastore::cache::bounded(capacity, ttl),
+            sessions: crate::datastore::cache::bounded(capacity, ttl),
         })
     }
 }
@@ -133,9 +133,12 @@ async fn live_session(
 ) -> Result<Option<Arc<User>>, Unavailable> {
     let id = session::record_of(req, sid);
     let now = state.clock.now_secs();
+    let memo = (!by_remember)
+        .then(|| session::memo(req, (uid, sid)))
+        .flatten();
     let (record, user) = state
         .identities
-        .session_user(&id, uid)
+        .session_user(&id, uid, memo)
         .await
         .map_err(|e| unavailable("loading the session", &e))?;
     let (Some(record), Some(user)) = (record, user.filter(|u| u.active)) else {
@@ -298,14 +301,15 @@ async fn token_lookup<'r>(
             let Some(token) = presented_token(req, state) else {
                 return TokenUser(Ok(None));
             };
-            let Some((uid, paa)) = parse_auth_token(state, &token) else {
+            let Some(verified) = parse_auth_token(state, &token) else {
                 return TokenUser(Ok(None));
             };
-            TokenUser(
-                load(state, Lookup::TokenUniquifier(&uid))
-                    .await
-                    .map(|u| u.map(|u| (u, paa))),
-            )
+            let by = Lookup::TokenUniquifier(&verified.claims.uid);
+            let user = match state.identities.user_memo(by, &verified.user).await {
+                Ok(u) => Ok(u.filter(|u| u.active)),
+                Err(e) => Err(unavailable("loading the user", &e)),
+            };
+            TokenUser(user.map(|u| u.map(|u| (u, verified.claims.paa))))
         })
         .await;
     &cached.0

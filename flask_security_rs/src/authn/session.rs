@@ -4,10 +4,11 @@
 
 use std::sync::Mutex;
 
-use rocket::http::{Cookie, CookieJar};
+use rocket::http::Cookie;
 use rocket::request::Request;
 use serde::{Deserialize, Serialize};
 
+use crate::datastore::cache::Memo;
 use crate::datastore::sessions::{SessionInfo, new_session_id, record_id};
 use crate::datastore::{DatastoreError, User};
 use crate::messages::Message;
@@ -64,17 +65,23 @@ impl std::fmt::Debug for SessionData {
     }
 }
 
-/// A session cookie as it opened: its data, and the record id of its
-/// session id (a SHA-256, worth keeping with the decrypted cookie).
+/// A session cookie as it opened: its data, the record id of its session
+/// id (a SHA-256, worth keeping with the decrypted cookie), and the record
+/// and user it named last time (see [`Memo`]).
 pub(crate) struct Opened {
     data: SessionData,
     record: Option<String>,
+    found: Memo,
 }
 
 impl Opened {
     fn new(data: SessionData) -> Opened {
         let record = data.sid.as_deref().map(record_id);
-        Opened { data, record }
+        Opened {
+            data,
+            record,
+            found: Memo::default(),
+        }
     }
 }
 
@@ -134,9 +141,20 @@ pub(crate) fn record_of(req: &Request<'_>, sid: &str) -> String {
         Some(Opened {
             data,
             record: Some(record),
+            ..
         }) if data.sid.as_deref() == Some(sid) => record.clone(),
         _ => record_id(sid),
     }
+}
+
+/// Where the record and user that the request's cookie names are
+/// remembered, when `(uid, sid)` are the cookie's own.
+pub(crate) fn memo<'r>(req: &'r Request<'_>, (uid, sid): (&str, &str)) -> Option<&'r Memo> {
+    cached(req)
+        .opened
+        .as_deref()
+        .filter(|o| o.data.user_id.as_deref() == Some(uid) && o.data.sid.as_deref() == Some(sid))
+        .map(|o| &o.found)
 }
 
 /// Reads the request's session without copying it.
@@ -219,7 +237,7 @@ fn write(req: &Request<'_>, data: &SessionData) {
     if let Some(s) = cfg.session_cookie_samesite {
         cookie = cookie.same_site(s.to_cookie());
     }
-    req.cookies().add(cookie);
+    crate::http::cookies::send(req, cookie.build());
 }
 
 /// Queues a message for the next HTML page (Flask's `flash`).
@@ -282,7 +300,7 @@ pub(crate) async fn start(
     });
     if remember {
         set_remember(
-            req.cookies(),
+            req,
             state,
             &remember_payload(&user.fs_uniquifier, sid.as_deref()),
         );
@@ -345,7 +363,7 @@ pub(crate) fn has_remember(req: &Request<'_>, state: &SecurityState) -> bool {
 }
 
 /// Sets the `remember_token` cookie for `uid`.
-fn set_remember(jar: &CookieJar<'_>, state: &SecurityState, uid: &str) {
+fn set_remember(req: &Request<'_>, state: &SecurityState, uid: &str) {
     let Some(key) = state.config.secret_key.as_ref() else {
         return;
     };
@@ -361,7 +379,7 @@ fn set_remember(jar: &CookieJar<'_>, state: &SecurityState, uid: &str) {
     if let Some(s) = cfg.remember_cookie_samesite {
         cookie = cookie.same_site(s.to_cookie());
     }
-    jar.add(cookie);
+    crate::http::cookies::send(req, cookie.build());
 }
 
 /// Deletes the `remember_token` cookie.
@@ -383,5 +401,5 @@ pub(crate) fn expire(req: &Request<'_>, name: &str) {
     if let Some(s) = cfg.and_then(|c| c.session_cookie_samesite) {
         cookie = cookie.same_site(s.to_cookie());
     }
-    req.cookies().add(cookie);
+    crate::http::cookies::send(req, cookie.build());
 }

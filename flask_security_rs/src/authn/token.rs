@@ -1,9 +1,12 @@
 //! Flask-Security's auth tokens (v5: `{"ver": "5", "uid", "fs_paa", "exp"}`
 //! signed with `remember_salt`; legacy v3/v4 lists still verify).
 
+use std::sync::Arc;
+
 use serde_json::{Value, json};
 
 use crate::datastore::User;
+use crate::datastore::cache::Memo;
 use crate::state::SecurityState;
 use crate::tokens::Serializer;
 
@@ -57,29 +60,45 @@ impl Claims {
     }
 }
 
+/// A token whose signature was found good: its claims, and the user its
+/// uid named last time (see [`Memo`]).
+pub(crate) struct Verified {
+    pub claims: Claims,
+    pub user: Memo,
+}
+
 /// Auth tokens whose signature was found good, by token: a bounded cache,
 /// since verifying (HMAC, base64, zlib, JSON) costs more than the rest of an
 /// authenticated request. Only validly signed tokens are kept.
-pub(crate) type VerifiedTokens = crate::datastore::cache::Cache<String, std::sync::Arc<Claims>>;
+pub(crate) type VerifiedTokens = crate::datastore::cache::Cache<String, Arc<Verified>>;
 
-/// The uid and `fs_paa` of a valid auth token (v5 object, or legacy v4/v3 list).
-pub(crate) fn parse_auth_token(state: &SecurityState, token: &str) -> Option<(String, f64)> {
+/// A valid auth token (v5 object, or legacy v4/v3 list): its claims (the uid
+/// and `fs_paa`), and where the user it names may be remembered.
+pub(crate) fn parse_auth_token(state: &SecurityState, token: &str) -> Option<Arc<Verified>> {
     let max_age = (state.config.token_max_age > 0).then_some(state.config.token_max_age);
-    let verify = || Claims::verify(&state.serializer(&state.config.remember_salt), token);
-    let claims = match &state.decoded {
+    let verify = || {
+        Claims::verify(&state.serializer(&state.config.remember_salt), token).map(|claims| {
+            Arc::new(Verified {
+                claims,
+                user: Memo::default(),
+            })
+        })
+    };
+    let verified = match &state.decoded {
         Some(d) => match d.tokens.get(token) {
-            Some(c) => c,
+            Some(v) => v,
             None => {
-                let c = std::sync::Arc::new(verify()?);
-                d.tokens.insert(token.to_string(), c.clone());
-                c
+                let v = verify()?;
+                d.tokens.insert(token.to_string(), v.clone());
+                v
             }
         },
-        None => std::sync::Arc::new(verify()?),
+        None => verify()?,
     };
-    claims
+    verified
+        .claims
         .usable(max_age, state.clock.now())
-        .then(|| (claims.uid.clone(), claims.paa))
+        .then_some(verified)
 }
 
 /// [`parse_auth_token`] without the state or the cache: `serializer` over

@@ -28,27 +28,103 @@
 //! - **Off switch**: `identity_cache = false` reads the database on every
 //!   request.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 /// A bounded cache with a fast hasher.
 pub(crate) type Cache<K, V> = moka::sync::Cache<K, V, foldhash::fast::RandomState>;
 
-/// A [`Cache`] of at most `capacity` entries, each kept at most `ttl`
-/// (with `closures`, it can forget entries by a predicate).
-pub(crate) fn bounded<K, V>(capacity: u64, ttl: Duration, closures: bool) -> Cache<K, V>
+/// A [`Cache`] of at most `capacity` entries, each kept at most `ttl`.
+pub(crate) fn bounded<K, V>(capacity: u64, ttl: Duration) -> Cache<K, V>
 where
     K: std::hash::Hash + Eq + Send + Sync + 'static,
     V: Clone + Send + Sync + 'static,
 {
-    let mut builder = moka::sync::Cache::builder()
+    moka::sync::Cache::builder()
         .max_capacity(capacity)
-        .time_to_live(ttl);
-    if closures {
-        builder = builder.support_invalidation_closures();
+        .time_to_live(ttl)
+        .build_with_hasher(foldhash::fast::RandomState::default())
+}
+
+/// A value the identity cache holds, marked stale the moment the cache lets
+/// go of it (forgotten, replaced, evicted), so that a [`Memo`] holding it
+/// knows without asking the cache.
+pub(crate) struct Entry<T> {
+    value: Arc<T>,
+    read_at: Instant,
+    stale: AtomicBool,
+}
+
+impl<T> Entry<T> {
+    fn new(value: Arc<T>) -> Arc<Entry<T>> {
+        Arc::new(Entry {
+            value,
+            read_at: Instant::now(),
+            stale: AtomicBool::new(false),
+        })
     }
-    builder.build_with_hasher(foldhash::fast::RandomState::default())
+}
+
+/// A [`Cache`] of [`Entry`]s: each is marked stale when it leaves.
+type Entries<K, T> = Cache<K, Arc<Entry<T>>>;
+
+fn entries<K, T>(capacity: u64, ttl: Duration) -> Entries<K, T>
+where
+    K: std::hash::Hash + Eq + Send + Sync + 'static,
+    T: Send + Sync + 'static,
+{
+    moka::sync::Cache::builder()
+        .max_capacity(capacity)
+        .time_to_live(ttl)
+        .eviction_listener(|_, entry: Arc<Entry<T>>, _| entry.stale.store(true, Ordering::SeqCst))
+        .build_with_hasher(foldhash::fast::RandomState::default())
+}
+
+/// What a value came from: the cache's entry, or a read that was not cached.
+enum Got<T> {
+    Cached(Arc<Entry<T>>),
+    Read(Arc<T>),
+}
+
+impl<T> Got<T> {
+    fn value(&self) -> Arc<T> {
+        match self {
+            Got::Cached(e) => e.value.clone(),
+            Got::Read(v) => v.clone(),
+        }
+    }
+
+    fn entry(&self) -> Option<Arc<Entry<T>>> {
+        match self {
+            Got::Cached(e) => Some(e.clone()),
+            Got::Read(_) => None,
+        }
+    }
+}
+
+/// The cache entries a lookup found, kept beside what the request's
+/// credentials decoded to (a verified token, an opened session cookie), so
+/// that the next request with the same credentials skips the lookups. It is
+/// good exactly as long as the cache would still serve every part of it: no
+/// part forgotten, replaced, evicted or past `identity_cache_max_staleness`,
+/// no flush since, and the cache live.
+#[derive(Default)]
+pub(crate) struct Memo(Mutex<Option<Held>>);
+
+struct Held {
+    user: Arc<Entry<User>>,
+    session: Option<Arc<Entry<SessionInfo>>>,
+    flushes: u64,
+}
+
+impl Memo {
+    fn slot(&self) -> std::sync::MutexGuard<'_, Option<Held>> {
+        match self.0.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
 }
 
 use super::sessions::{SessionInfo, SessionStore};
@@ -110,15 +186,20 @@ fn answers(user: &User, by: Lookup<'_>) -> bool {
 /// The cache itself: users by id (with an index from uniquifier to id), and
 /// session records by id.
 pub(crate) struct IdentityCache {
-    users: Cache<i64, Arc<User>>,
+    users: Entries<i64, User>,
     /// `fs_uniquifier` to user id.
     by_uniquifier: Cache<String, i64>,
     /// Token uniquifier to user id.
     by_token: Cache<String, i64>,
-    sessions: Cache<String, Arc<SessionInfo>>,
+    sessions: Entries<String, SessionInfo>,
     /// Bumped by every invalidation: a lookup stores what it read only if no
     /// invalidation happened while it read.
     writes: AtomicU64,
+    /// Bumped by every flush (whose entries leave the cache lazily, so are
+    /// not marked stale at once): a [`Memo`] from before a flush is void.
+    flushes: AtomicU64,
+    /// How long an entry may be served after it was read.
+    ttl: Duration,
     /// Whether entries may be served (see [`ChangeSink::watching`]).
     live: AtomicBool,
 }
@@ -139,11 +220,13 @@ impl IdentityCache {
     /// change feed has to connect first.
     pub(crate) fn new(capacity: u64, max_staleness: Duration, live: bool) -> Self {
         IdentityCache {
-            users: bounded(capacity, max_staleness, false),
-            by_uniquifier: bounded(capacity, max_staleness, false),
-            by_token: bounded(capacity, max_staleness, false),
-            sessions: bounded(capacity, max_staleness, true),
+            users: entries(capacity, max_staleness),
+            by_uniquifier: bounded(capacity, max_staleness),
+            by_token: bounded(capacity, max_staleness),
+            sessions: entries(capacity, max_staleness),
             writes: AtomicU64::new(0),
+            flushes: AtomicU64::new(0),
+            ttl: max_staleness,
             live: AtomicBool::new(live),
         }
     }
@@ -162,7 +245,7 @@ impl IdentityCache {
         self.writes.load(Ordering::SeqCst) != ticket || !self.live.load(Ordering::SeqCst)
     }
 
-    fn user(&self, by: Lookup<'_>) -> Option<Arc<User>> {
+    fn user(&self, by: Lookup<'_>) -> Option<Arc<Entry<User>>> {
         if !self.live.load(Ordering::SeqCst) {
             return None;
         }
@@ -172,12 +255,13 @@ impl IdentityCache {
             Lookup::TokenUniquifier(u) => self.by_token.get(u)?,
             _ => return None,
         };
-        self.users.get(&id).filter(|u| answers(u, by))
+        self.users.get(&id).filter(|e| answers(&e.value, by))
     }
 
-    fn put_user(&self, ticket: u64, by: Lookup<'_>, user: &Arc<User>) {
+    fn put_user(&self, ticket: u64, by: Lookup<'_>, user: &Arc<User>) -> Arc<Entry<User>> {
         let id = user.id;
-        self.users.insert(id, user.clone());
+        let entry = Entry::new(user.clone());
+        self.users.insert(id, entry.clone());
         match by {
             Lookup::Uniquifier(u) => self.by_uniquifier.insert(u.to_string(), id),
             Lookup::TokenUniquifier(u) => self.by_token.insert(u.to_string(), id),
@@ -185,21 +269,72 @@ impl IdentityCache {
         }
         if self.outdated(ticket) {
             self.users.invalidate(&id);
+            entry.stale.store(true, Ordering::SeqCst);
         }
+        entry
     }
 
-    fn session(&self, id: &str) -> Option<Arc<SessionInfo>> {
+    fn session(&self, id: &str) -> Option<Arc<Entry<SessionInfo>>> {
         if !self.live.load(Ordering::SeqCst) {
             return None;
         }
         self.sessions.get(id)
     }
 
-    fn put_session(&self, ticket: u64, record: &Arc<SessionInfo>) {
-        self.sessions.insert(record.id.clone(), record.clone());
+    fn put_session(&self, ticket: u64, record: &Arc<SessionInfo>) -> Arc<Entry<SessionInfo>> {
+        let entry = Entry::new(record.clone());
+        self.sessions.insert(record.id.clone(), entry.clone());
         if self.outdated(ticket) {
             self.sessions.invalidate(&record.id);
+            entry.stale.store(true, Ordering::SeqCst);
         }
+        entry
+    }
+
+    /// Whether `entry` may still be served.
+    fn serves<T>(&self, entry: &Entry<T>) -> bool {
+        !entry.stale.load(Ordering::SeqCst) && entry.read_at.elapsed() < self.ttl
+    }
+
+    /// What `memo` holds, when every part of it may still be served.
+    fn recall(&self, memo: &Memo) -> Option<(Arc<User>, Option<Arc<SessionInfo>>)> {
+        if !self.live.load(Ordering::SeqCst) {
+            return None;
+        }
+        let slot = memo.slot();
+        let held = slot.as_ref()?;
+        let good = held.flushes == self.flushes.load(Ordering::SeqCst)
+            && self.serves(&held.user)
+            && held.session.as_deref().is_none_or(|s| self.serves(s));
+        good.then(|| {
+            (
+                held.user.value.clone(),
+                held.session.as_ref().map(|s| s.value.clone()),
+            )
+        })
+    }
+
+    /// Keeps `user` (and `session`) in `memo`, when both are cache entries;
+    /// `flushes` was read before the lookup that found them.
+    fn hold(
+        memo: &Memo,
+        flushes: u64,
+        user: Option<&Got<User>>,
+        session: Option<&Got<SessionInfo>>,
+    ) {
+        let user = user.and_then(Got::entry);
+        let session = match session {
+            Some(s) => s.entry().map(Some),
+            None => Some(None),
+        };
+        *memo.slot() = match (user, session) {
+            (Some(user), Some(session)) => Some(Held {
+                user,
+                session,
+                flushes,
+            }),
+            _ => None,
+        };
     }
 
     /// Forgets the user `id`.
@@ -214,21 +349,25 @@ impl IdentityCache {
         self.sessions.invalidate(id);
     }
 
-    /// Forgets the records of `user_id` but `keep`.
+    /// Forgets the records of `user_id` but `keep` (at once: each leaves
+    /// the cache, so is marked stale, before this returns).
     fn forget_user_sessions(&self, user_id: i64, keep: Option<&str>) {
         self.writes.fetch_add(1, Ordering::SeqCst);
-        let keep = keep.map(String::from);
-        let predicate = move |_: &String, s: &Arc<SessionInfo>| {
-            s.user_id == user_id && keep.as_deref() != Some(s.id.as_str())
-        };
-        if self.sessions.invalidate_entries_if(predicate).is_err() {
-            self.sessions.invalidate_all();
+        let gone: Vec<Arc<String>> = self
+            .sessions
+            .iter()
+            .filter(|(_, e)| e.value.user_id == user_id && keep != Some(e.value.id.as_str()))
+            .map(|(id, _)| id)
+            .collect();
+        for id in gone {
+            self.sessions.invalidate(&*id);
         }
     }
 
     /// Forgets everything.
     pub(crate) fn forget_all(&self) {
         self.writes.fetch_add(1, Ordering::SeqCst);
+        self.flushes.fetch_add(1, Ordering::SeqCst);
         self.users.invalidate_all();
         self.by_uniquifier.invalidate_all();
         self.by_token.invalidate_all();
@@ -348,52 +487,98 @@ impl Identities {
 
     /// The user `by` names, from the cache when it has it.
     pub(crate) async fn user(&self, by: Lookup<'_>) -> Result<Option<Arc<User>>, DatastoreError> {
-        cached_user(self.cache.as_deref(), &*self.raw_users, by).await
+        Ok(cached_user(self.cache.as_deref(), &*self.raw_users, by)
+            .await?
+            .map(|g| g.value()))
+    }
+
+    /// [`Identities::user`], first from `memo` (what the same lookup found
+    /// last time, while the cache would still serve it), and kept there.
+    pub(crate) async fn user_memo(
+        &self,
+        by: Lookup<'_>,
+        memo: &Memo,
+    ) -> Result<Option<Arc<User>>, DatastoreError> {
+        let Some(cache) = self.cache.as_deref() else {
+            return self.user(by).await;
+        };
+        if let Some((user, _)) = cache.recall(memo) {
+            return Ok(Some(user));
+        }
+        let flushes = cache.flushes.load(Ordering::SeqCst);
+        let got = cached_user(Some(cache), &*self.raw_users, by).await?;
+        IdentityCache::hold(memo, flushes, got.as_ref(), None);
+        Ok(got.map(|g| g.value()))
     }
 
     /// The session record `id` and the user whose `fs_uniquifier` is
     /// `uniquifier`; on a miss, in one round trip when the store can join
-    /// them. The record is `None` when it belongs to someone else.
+    /// them. The record is `None` when it belongs to someone else. With a
+    /// `memo`, first from it, and kept there.
     pub(crate) async fn session_user(
         &self,
         id: &str,
         uniquifier: &str,
+        memo: Option<&Memo>,
     ) -> Result<SessionAndUser, DatastoreError> {
         let Some(store) = &self.raw_sessions else {
             return Ok((None, self.user(Lookup::Uniquifier(uniquifier)).await?));
         };
+        let cache = self.cache.as_deref();
+        if let (Some(c), Some(m)) = (cache, memo)
+            && let Some((user, record)) = c.recall(m)
+        {
+            return Ok((record, Some(user)));
+        }
+        let flushes = cache.map(|c| c.flushes.load(Ordering::SeqCst));
+        let (record, user) = self.find_session_user(&**store, id, uniquifier).await?;
+        let record = record.filter(|r| {
+            user.as_ref()
+                .is_some_and(|u| u.value().id == r.value().user_id)
+        });
+        if let (Some(m), Some(f)) = (memo, flushes) {
+            match &record {
+                Some(r) => IdentityCache::hold(m, f, user.as_ref(), Some(r)),
+                None => IdentityCache::hold(m, f, None, None),
+            }
+        }
+        Ok((record.map(|r| r.value()), user.map(|u| u.value())))
+    }
+
+    async fn find_session_user(
+        &self,
+        store: &dyn SessionStore,
+        id: &str,
+        uniquifier: &str,
+    ) -> Result<(Option<Got<SessionInfo>>, Option<Got<User>>), DatastoreError> {
         let by = Lookup::Uniquifier(uniquifier);
         let cache = self.cache.as_deref();
         let ticket = cache.and_then(IdentityCache::ticket);
-        let record = cache.and_then(|c| c.session(id));
-        let user = cache.and_then(|c| c.user(by));
-        let (record, user) = match (record, user) {
+        let record = cache.and_then(|c| c.session(id)).map(Got::Cached);
+        let user = cache.and_then(|c| c.user(by)).map(Got::Cached);
+        Ok(match (record, user) {
             (Some(r), Some(u)) => (Some(r), Some(u)),
-            (Some(r), None) => (Some(r), self.user(by).await?),
-            (None, Some(u)) => (cached_session(cache, &**store, id).await?, Some(u)),
+            (Some(r), None) => (Some(r), cached_user(cache, &*self.raw_users, by).await?),
+            (None, Some(u)) => (cached_session(cache, store, id).await?, Some(u)),
             (None, None) => match store.find_session_user(id, uniquifier).await {
                 Ok((record, user)) => {
                     let record = record.map(Arc::new);
                     let user = user.map(Arc::new);
-                    if let (Some(c), Some(t)) = (cache, ticket) {
-                        if let Some(u) = &user {
-                            c.put_user(t, by, u);
-                        }
-                        if let Some(r) = &record {
-                            c.put_session(t, r);
-                        }
+                    match (cache, ticket) {
+                        (Some(c), Some(t)) => (
+                            record.map(|r| Got::Cached(c.put_session(t, &r))),
+                            user.map(|u| Got::Cached(c.put_user(t, by, &u))),
+                        ),
+                        _ => (record.map(Got::Read), user.map(Got::Read)),
                     }
-                    (record, user)
                 }
                 Err(DatastoreError::Unsupported(_)) => (
-                    cached_session(cache, &**store, id).await?,
-                    self.user(by).await?,
+                    cached_session(cache, store, id).await?,
+                    cached_user(cache, &*self.raw_users, by).await?,
                 ),
                 Err(e) => return Err(e),
             },
-        };
-        let record = record.filter(|r| user.as_ref().is_some_and(|u| u.id == r.user_id));
-        Ok((record, user))
+        })
     }
 }
 
@@ -401,42 +586,45 @@ async fn cached_user(
     cache: Option<&IdentityCache>,
     inner: &dyn UserDatastore,
     by: Lookup<'_>,
-) -> Result<Option<Arc<User>>, DatastoreError> {
+) -> Result<Option<Got<User>>, DatastoreError> {
     let cacheable = matches!(
         by,
         Lookup::Id(_) | Lookup::Uniquifier(_) | Lookup::TokenUniquifier(_)
     );
     let Some(cache) = cache.filter(|_| cacheable) else {
-        return Ok(inner.find_user(by).await?.map(Arc::new));
+        return Ok(inner.find_user(by).await?.map(|u| Got::Read(Arc::new(u))));
     };
-    if let Some(u) = cache.user(by) {
-        return Ok(Some(u));
+    if let Some(e) = cache.user(by) {
+        return Ok(Some(Got::Cached(e)));
     }
     let ticket = cache.ticket();
     let user = inner.find_user(by).await?.map(Arc::new);
-    if let (Some(t), Some(u)) = (ticket, &user) {
-        cache.put_user(t, by, u);
-    }
-    Ok(user)
+    Ok(user.map(|u| match ticket {
+        Some(t) => Got::Cached(cache.put_user(t, by, &u)),
+        None => Got::Read(u),
+    }))
 }
 
 async fn cached_session(
     cache: Option<&IdentityCache>,
     inner: &dyn SessionStore,
     id: &str,
-) -> Result<Option<Arc<SessionInfo>>, DatastoreError> {
+) -> Result<Option<Got<SessionInfo>>, DatastoreError> {
     let Some(cache) = cache else {
-        return Ok(inner.find_session(id).await?.map(Arc::new));
+        return Ok(inner
+            .find_session(id)
+            .await?
+            .map(|r| Got::Read(Arc::new(r))));
     };
-    if let Some(r) = cache.session(id) {
-        return Ok(Some(r));
+    if let Some(e) = cache.session(id) {
+        return Ok(Some(Got::Cached(e)));
     }
     let ticket = cache.ticket();
     let record = inner.find_session(id).await?.map(Arc::new);
-    if let (Some(t), Some(r)) = (ticket, &record) {
-        cache.put_session(t, r);
-    }
-    Ok(record)
+    Ok(record.map(|r| match ticket {
+        Some(t) => Got::Cached(cache.put_session(t, &r)),
+        None => Got::Read(r),
+    }))
 }
 
 /// The datastore with the cache in front: reads of users by id or
@@ -468,7 +656,7 @@ impl UserDatastore for CachedDatastore {
     async fn find_user(&self, by: Lookup<'_>) -> Result<Option<User>, DatastoreError> {
         Ok(cached_user(Some(&self.cache), &*self.inner, by)
             .await?
-            .map(|u| (*u).clone()))
+            .map(|g| (*g.value()).clone()))
     }
 
     async fn create_user(&self, new: NewUser) -> Result<User, DatastoreError> {
@@ -549,7 +737,7 @@ impl SessionStore for CachedSessions {
     async fn find_session(&self, id: &str) -> Result<Option<SessionInfo>, DatastoreError> {
         Ok(cached_session(Some(&self.cache), &*self.inner, id)
             .await?
-            .map(|r| (*r).clone()))
+            .map(|g| (*g.value()).clone()))
     }
 
     async fn touch_session(
@@ -616,7 +804,7 @@ mod tests {
         // Without a write in between, the entry is served.
         let ticket = cache.ticket().expect("a live cache gives tickets");
         cache.put_user(ticket, by, &user(1, "a"));
-        assert_eq!(cache.user(by).map(|u| u.id), Some(1));
+        assert_eq!(cache.user(by).map(|e| e.value.id), Some(1));
     }
 
     #[test]
@@ -640,5 +828,114 @@ mod tests {
         cache.watching(true);
         // Flushed on the way back.
         assert!(cache.user(Lookup::Id(1)).is_none());
+    }
+
+    fn record(id: &str, user_id: i64) -> Arc<SessionInfo> {
+        Arc::new(SessionInfo {
+            id: id.into(),
+            user_id,
+            created_at: 0,
+            last_seen_at: 0,
+            expires_at: 0,
+            remember_until: None,
+            user_agent: None,
+            ip: None,
+        })
+    }
+
+    /// A memo holding user 1 (and, with `session`, record "s1"), as a
+    /// lookup through `cache` would leave it.
+    fn held(cache: &IdentityCache, session: bool) -> Memo {
+        let memo = Memo::default();
+        let flushes = cache.flushes.load(Ordering::SeqCst);
+        let t = cache.ticket().expect("a live cache gives tickets");
+        let user = Got::Cached(cache.put_user(t, Lookup::Uniquifier("a"), &user(1, "a")));
+        let record = session.then(|| Got::Cached(cache.put_session(t, &record("s1", 1))));
+        IdentityCache::hold(&memo, flushes, Some(&user), record.as_ref());
+        memo
+    }
+
+    fn recalled(cache: &IdentityCache, memo: &Memo) -> Option<(i64, Option<String>)> {
+        cache
+            .recall(memo)
+            .map(|(u, s)| (u.id, s.map(|s| s.id.clone())))
+    }
+
+    #[test]
+    fn a_memo_serves_until_its_user_is_forgotten() {
+        let cache = IdentityCache::new(100, Duration::from_secs(60), true);
+        let memo = held(&cache, false);
+        assert_eq!(recalled(&cache, &memo), Some((1, None)));
+        // Another user's write leaves it alone.
+        cache.forget_user(2);
+        assert_eq!(recalled(&cache, &memo), Some((1, None)));
+        cache.forget_user(1);
+        assert_eq!(recalled(&cache, &memo), None);
+    }
+
+    #[test]
+    fn a_memo_goes_with_its_session_record() {
+        let cache = IdentityCache::new(100, Duration::from_secs(60), true);
+        let memo = held(&cache, true);
+        assert_eq!(recalled(&cache, &memo), Some((1, Some("s1".into()))));
+        // Revoking the user's other sessions keeps this one.
+        cache.forget_user_sessions(1, Some("s1"));
+        assert_eq!(recalled(&cache, &memo), Some((1, Some("s1".into()))));
+        cache.forget_user_sessions(1, None);
+        assert_eq!(recalled(&cache, &memo), None);
+
+        let memo = held(&cache, true);
+        cache.forget_session("s1");
+        assert_eq!(recalled(&cache, &memo), None);
+    }
+
+    #[test]
+    fn a_flush_a_lost_feed_or_age_voids_a_memo() {
+        let cache = IdentityCache::new(100, Duration::from_secs(60), true);
+        let memo = held(&cache, true);
+        cache.forget_all();
+        assert_eq!(recalled(&cache, &memo), None);
+
+        let memo = held(&cache, true);
+        cache.watching(false);
+        assert_eq!(recalled(&cache, &memo), None);
+        cache.watching(true);
+        assert_eq!(recalled(&cache, &memo), None);
+
+        let cache = IdentityCache::new(100, Duration::from_millis(50), true);
+        let memo = held(&cache, false);
+        assert!(recalled(&cache, &memo).is_some());
+        std::thread::sleep(Duration::from_millis(80));
+        assert_eq!(recalled(&cache, &memo), None);
+    }
+
+    #[test]
+    fn a_memo_of_a_lookup_that_raced_a_write_is_void() {
+        let cache = IdentityCache::new(100, Duration::from_secs(60), true);
+        let memo = Memo::default();
+        let flushes = cache.flushes.load(Ordering::SeqCst);
+        let t = cache.ticket().expect("a live cache gives tickets");
+        cache.forget_user(1);
+        let user = Got::Cached(cache.put_user(t, Lookup::Uniquifier("a"), &user(1, "a")));
+        IdentityCache::hold(&memo, flushes, Some(&user), None);
+        assert_eq!(recalled(&cache, &memo), None);
+    }
+
+    #[test]
+    fn an_evicted_entry_voids_its_memo() {
+        let cache = IdentityCache::new(1, Duration::from_secs(60), true);
+        let memo = held(&cache, false);
+        let t = cache.ticket().expect("a live cache gives tickets");
+        // A newcomer read often enough displaces user 1 (moka admits by
+        // frequency).
+        for _ in 0..20 {
+            cache.put_user(t, Lookup::Id(2), &user(2, "b"));
+            for _ in 0..5 {
+                cache.users.get(&2);
+            }
+            cache.users.run_pending_tasks();
+        }
+        assert!(cache.users.get(&1).is_none(), "user 1 was evicted");
+        assert_eq!(recalled(&cache, &memo), None);
     }
 }

@@ -2,6 +2,7 @@
 //! wire format, templates, catchers and the per-request context handlers use.
 
 pub(crate) mod catchers;
+pub(crate) mod cookies;
 mod ctx;
 mod form;
 mod methods;
