@@ -10,8 +10,11 @@
       the Requests/sec figure of one wrk run
   http_helper.py table RESULTS_FILE
       RESULTS_FILE has lines `case<TAB>side<TAB>req_per_sec`; prints the
-      markdown table of the medians (request | bare | quickstart | share),
-      then every round's figure when there was more than one
+      markdown table of the medians (request | bare | quickstart | share of
+      the medians | median of the rounds' shares), then every round's figure
+      when there was more than one. Each round runs bare and then the
+      quickstart back to back, so a round's share compares two runs seconds
+      apart: its median is the steadier figure on a noisy machine
 """
 import http.client
 import json
@@ -77,8 +80,8 @@ def table(path):
         for line in f:
             case, side, rate = line.split("\t")
             runs.setdefault((case, side), []).append(float(rate))
-    print("| request | bare req/s | quickstart req/s | share of bare (%) |")
-    print("|---|---:|---:|---:|")
+    print("| request | bare req/s | quickstart req/s | share of bare (%) | median share of a round (%) |")
+    print("|---|---:|---:|---:|---:|")
     for key, label in CASES:
         bare = runs.get((key, "bare"))
         qs = runs.get((key, "quickstart"))
@@ -86,7 +89,8 @@ def table(path):
             continue
         b, q = statistics.median(bare), statistics.median(qs)
         share = 100.0 * q / b if b else 0.0
-        print(f"| {label} | {b:,.0f} | {q:,.0f} | {share:.1f} |")
+        paired = statistics.median(100.0 * y / x for x, y in zip(bare, qs) if x)
+        print(f"| {label} | {b:,.0f} | {q:,.0f} | {share:.1f} | {paired:.1f} |")
     if any(len(v) > 1 for v in runs.values()):
         print()
         print("Every round (req/s, bare / quickstart):")

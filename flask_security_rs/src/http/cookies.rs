@@ -56,11 +56,23 @@ pub(crate) fn apply(req: &Request<'_>, res: &mut Response<'_>) {
     }
 }
 
-/// Whether `s` is sent as it is under percent-encoding (and needs no
+/// The bytes sent as they are under percent-encoding (and needing no
 /// quoting): letters, digits and `-._~`.
+const PLAIN: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        t[b] = c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_' | b'~');
+        b += 1;
+    }
+    t
+};
+
+/// Whether `s` is all [`PLAIN`] bytes (no early exit: a cookie value is
+/// nearly always plain, and the branch-free loop is several times faster).
 fn plain(s: &str) -> bool {
-    s.bytes()
-        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
+    s.bytes().fold(true, |ok, b| ok & PLAIN[usize::from(b)])
 }
 
 /// The `Set-Cookie` value of `cookie`: what the cookie crate's encoded
