@@ -181,14 +181,15 @@ async fn mails_that_keep_failing_become_dead_letters() {
 #[rocket::async_test]
 async fn another_instance_delivers_what_one_queued() {
     // Instance A cannot reach SMTP; instance B, same application (same
-    // outbox queue) on the same database, can. Both look for due retries,
-    // A every second and B every 0.1 s, so B claims most of them first (a
-    // failing instance still competes for its own retries on equal terms:
-    // with equal intervals each retry is a coin toss).
+    // outbox queue) on the same database, can. Both look for due mail every
+    // 0.1 s. A claims the new mail (it queued it and is woken) and fails;
+    // it then stands back, so B takes the first retry, due a second later.
+    // (Were A to compete for its own retries, each lost one would double
+    // the wait: 1, 2, 4 s...)
     let down = free_port();
     let mut s = setup().await;
     s.opts.mailer = Arc::new(SmtpMailer::plain("127.0.0.1", down));
-    s.opts.extra = Some(quick_outbox(&[("mail_outbox_poll_interval", json!(1.0))]));
+    s.opts.extra = Some(quick_outbox(&[]));
     let queue = s.opts.outbox_queue.clone();
     let a = app_with(s, |r| r).await;
     let mut s2 = setup().await;
@@ -200,9 +201,9 @@ async fn another_instance_delivers_what_one_queued() {
     register(&a, &email).await;
     let mail = b
         .sink
-        .wait_for(&email, "Welcome", Duration::from_secs(10))
+        .wait_for(&email, "Welcome", Duration::from_secs(3))
         .await
-        .expect("delivered by B");
+        .expect("delivered by B at the first retry");
     assert!(mail.text.contains("/confirm/"));
     b.settle_mail().await;
     assert_eq!(b.sink.messages().await.len(), 1, "once");

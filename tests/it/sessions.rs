@@ -75,6 +75,38 @@ async fn logout_revokes_copies_of_the_session_and_remember_cookies() {
     assert_eq!(data_status_with(&thief, &both).await, Status::Unauthorized);
 }
 
+#[rocket::async_test]
+async fn the_401_to_a_revoked_session_replaces_its_cookie() {
+    let app = app().await;
+    let (email, pw) = app.confirmed_user().await;
+    assert_eq!(app.login(&email, &pw).await.0, Status::Ok);
+    let session: Vec<_> = cookie_jar(&app)
+        .into_iter()
+        .filter(|(n, _)| n == "session")
+        .collect();
+    assert_eq!(session.len(), 1);
+    let other = Client::untracked(rocket_for(setup_like(&app)).await)
+        .await
+        .expect("client");
+    app.logout().await;
+    let mut req = other
+        .get("/api/data")
+        .header(Header::new("Accept", "application/json"));
+    req = req.cookie(Cookie::new(session[0].0.clone(), session[0].1.clone()));
+    let res = req.dispatch().await;
+    assert_eq!(res.status(), Status::Unauthorized);
+    // The error answer still carries the session as the request left it:
+    // without the user it no longer has.
+    let sent = res
+        .cookies()
+        .get("session")
+        .map(|c| c.value().to_string())
+        .expect("a session cookie on the 401");
+    assert_ne!(sent, session[0].1);
+    let again = [("session".to_string(), sent)];
+    assert_eq!(data_status_with(&other, &again).await, Status::Unauthorized);
+}
+
 /// Options for a second instance of `app`'s database (same keys).
 fn setup_like(app: &App) -> fs_tests::app::Options {
     app.options.clone()

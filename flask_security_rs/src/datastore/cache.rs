@@ -27,6 +27,14 @@
 //!   `identity_cache_max_staleness` seconds after it was read.
 //! - **Off switch**: `identity_cache = false` reads the database on every
 //!   request.
+//!
+//! A verified auth token and an opened session cookie also keep the cache
+//! entries their lookup found (a [`Memo`]), so the next request with the
+//! same credentials skips the index and user lookups. That changes nothing
+//! above: an entry is marked stale the moment the cache lets go of it
+//! (forgotten by a write or a change notification, replaced, evicted), a
+//! flush voids every memo, and a memo is served only while its entries are
+//! younger than `identity_cache_max_staleness` and the cache is live.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};

@@ -4,6 +4,14 @@
 //! `mail_max_attempts`, leaves the mail as a dead letter (logged, listed by
 //! [`crate::Admin::dead_mails`]). Instances sharing a database share the
 //! outbox: a claim is a conditional update, so each mail goes out once.
+//!
+//! An instance whose deliveries all failed in a pass (its SMTP server is
+//! down, say) stands back: it claims nothing until two poll intervals after
+//! its last failed mail is due again, and ignores wake-ups meanwhile. Other
+//! instances, polling as usual, claim that retry and the new mails first,
+//! so one instance's broken mail server does not use up the attempts of
+//! mail a healthy one could deliver. A single instance retries as before,
+//! two poll intervals late at most.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -64,60 +72,78 @@ impl Outbox {
     ) {
         tokio::pin!(shutdown);
         loop {
-            let full = match self.pass(mailer.as_ref(), &clock).await {
-                Ok(n) => n == BATCH as usize,
+            let pass = match self.pass(mailer.as_ref(), &clock).await {
+                Ok(p) => p,
                 Err(e) => {
                     log::error!("reading the mail outbox failed: {e}");
-                    false
+                    Pass::default()
                 }
             };
-            if full {
+            // Nothing delivered and something failed: stand back.
+            let stand_back = pass
+                .retry_in
+                .filter(|_| pass.delivered == 0)
+                .map(|d| d + 2 * self.settings.poll_interval);
+            if stand_back.is_none() && pass.claimed == BATCH as usize {
                 continue;
             }
+            let wait = stand_back.unwrap_or(self.settings.poll_interval);
             tokio::select! {
-                () = self.notify.notified() => {}
-                () = tokio::time::sleep(self.settings.poll_interval) => {}
+                () = self.notify.notified(), if stand_back.is_none() => {}
+                () = tokio::time::sleep(wait) => {}
                 () = &mut shutdown => return,
             }
         }
     }
 
-    /// Delivers the mails due now; how many were claimed.
+    /// Delivers the mails due now.
     async fn pass(
         &self,
         mailer: &dyn Mailer,
         clock: &Clock,
-    ) -> Result<usize, crate::datastore::DatastoreError> {
+    ) -> Result<Pass, crate::datastore::DatastoreError> {
         let s = self.settings;
         let lease = s.send_timeout.as_secs() as i64 + 30;
         let due = self.store.claim_due(clock.now_secs(), lease, BATCH).await?;
-        let n = due.len();
+        let mut pass = Pass {
+            claimed: due.len(),
+            ..Pass::default()
+        };
         for queued in due {
-            self.deliver(mailer, clock, queued).await?;
+            match self.deliver(mailer, clock, queued).await? {
+                None => pass.delivered += 1,
+                Some(retry) => pass.retry_in = Some(retry),
+            }
         }
-        Ok(n)
+        Ok(pass)
     }
 
+    /// Delivers one mail: `None` when it went out, else how long until it
+    /// is due again (zero for a dead letter).
     async fn deliver(
         &self,
         mailer: &dyn Mailer,
         clock: &Clock,
         queued: QueuedMail,
-    ) -> Result<(), crate::datastore::DatastoreError> {
+    ) -> Result<Option<Duration>, crate::datastore::DatastoreError> {
         let s = self.settings;
         let QueuedMail {
             id, mail, attempts, ..
         } = queued;
         let to = mail.to.clone();
         let error = match tokio::time::timeout(s.send_timeout, mailer.send(mail)).await {
-            Ok(Ok(())) => return self.store.delivered(id).await,
+            Ok(Ok(())) => return self.store.delivered(id).await.map(|()| None),
             Ok(Err(e)) => e.to_string(),
             Err(_) => format!("no answer within {:?}", s.send_timeout),
         };
         let attempts = attempts + 1;
         if attempts >= s.max_attempts {
             log::error!("mail {id} to {to} is a dead letter after {attempts} attempts: {error}");
-            return self.store.failed(id, &error, None).await;
+            return self
+                .store
+                .failed(id, &error, None)
+                .await
+                .map(|()| Some(Duration::ZERO));
         }
         let delay = s
             .retry_delay
@@ -126,6 +152,17 @@ impl Outbox {
         log::warn!("mail {id} to {to} failed (attempt {attempts}), retried in {delay} s: {error}");
         self.store
             .failed(id, &error, Some(clock.now_secs() + delay))
-            .await
+            .await?;
+        Ok(Some(Duration::from_secs(delay.unsigned_abs())))
     }
+}
+
+/// What one pass did.
+#[derive(Debug, Default)]
+struct Pass {
+    claimed: usize,
+    delivered: usize,
+    /// When a mail failed: how long until the last one that failed is due
+    /// again.
+    retry_in: Option<Duration>,
 }
