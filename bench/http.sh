@@ -14,6 +14,7 @@
 #   token     + X-Auth-Token                  GET /api/protected GET /api/protected
 #   session   + session cookie                GET /api/data      GET /api/data
 #   anonymous, Accept: application/json       GET /login         GET /login
+#   the same, bare with the same headers      GET /login         GET /login-headers
 #   no credentials, Accept: application/json  GET /api/protected GET /unauth (401)
 #
 # Environment: BENCH_DURATION (wrk -d, default 10s), BENCH_CONNECTIONS
@@ -162,11 +163,11 @@ SESSION="$(sed -n 2p <<<"$CREDS")"
 [ -n "$TOKEN" ] && [ -n "$SESSION" ] || die "login gave no token or no session cookie"
 
 # case -> path on each side, extra header, expected status
-declare -A QS_PATH=([token]=/api/protected [session]=/api/data [login]=/login [unauth]=/api/protected)
-declare -A BARE_PATH=([token]=/api/protected [session]=/api/data [login]=/login [unauth]=/unauth)
-declare -A HEADER=([token]="X-Auth-Token: $TOKEN" [session]="Cookie: $SESSION" [login]="" [unauth]="")
-declare -A EXPECT=([token]=200 [session]=200 [login]=200 [unauth]=401)
-CASES=(token session login unauth)
+declare -A QS_PATH=([token]=/api/protected [session]=/api/data [login]=/login [login_headers]=/login [unauth]=/api/protected)
+declare -A BARE_PATH=([token]=/api/protected [session]=/api/data [login]=/login [login_headers]=/login-headers [unauth]=/unauth)
+declare -A HEADER=([token]="X-Auth-Token: $TOKEN" [session]="Cookie: $SESSION" [login]="" [login_headers]="" [unauth]="")
+declare -A EXPECT=([token]=200 [session]=200 [login]=200 [login_headers]=200 [unauth]=401)
+CASES=(token session login login_headers unauth)
 
 url_of() {   # side case
     if [ "$1" = bare ]; then echo "$BARE${BARE_PATH[$2]}"; else echo "$QS${QS_PATH[$2]}"; fi
@@ -182,7 +183,7 @@ for side in bare quickstart; do
             die "$side GET $(url_of "$side" "$c") ($c): expected ${EXPECT[$c]}, got $code: $(head -c 300 "$WORK/check.body")"
     done
 done
-log "status checks passed (200/200/200/401 on both)"
+log "status checks passed (200/200/200/200/401 on both)"
 
 # --- runs ------------------------------------------------------------------------------
 RESULTS="$WORK/results.tsv"

@@ -28,6 +28,7 @@ CASES = [
     ("token", "token `GET /api/protected`"),
     ("session", "session `GET /api/data`"),
     ("login", "anonymous `GET /login` (JSON)"),
+    ("login_headers", "anonymous `GET /login` (JSON), bare with the same headers (`/login-headers`)"),
     ("unauth", "no credentials `GET /api/protected`, 401 (bare: `/unauth`)"),
 ]
 

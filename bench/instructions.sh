@@ -95,11 +95,12 @@ measure() {   # side binary
     session="$(sed -n 2p "$WORK/creds")"
     callgrind_control -i on "$pid" >/dev/null 2>&1
     local c qpath bpath header want n=0
-    for c in token session login unauth; do
+    for c in token session login login_headers unauth; do
         case $c in
             token) qpath=/api/protected bpath=/api/protected header="X-Auth-Token: $token" want=200 ;;
             session) qpath=/api/data bpath=/api/data header="Cookie: $session" want=200 ;;
             login) qpath=/login bpath=/login header="" want=200 ;;
+            login_headers) qpath=/login bpath=/login-headers header="" want=200 ;;
             unauth) qpath=/api/protected bpath=/unauth header="" want=401 ;;
         esac
         local path="$qpath"
@@ -139,6 +140,7 @@ labels = {
     "token": "token `GET /api/protected`",
     "session": "session `GET /api/data`",
     "login": "anonymous `GET /login` (JSON)",
+    "login_headers": "anonymous `GET /login` (JSON), bare with the same headers (`/login-headers`)",
     "unauth": "no credentials `GET /api/protected`, 401 (bare: `/unauth`)",
 }
 print(f"callgrind, {sys.argv[2]} requests per case after 200 unmeasured, one worker, user-space instructions")

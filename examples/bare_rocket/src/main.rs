@@ -9,6 +9,10 @@
 //! | `GET /api/data` | `GET /api/data` with the admin's session cookie |
 //! | `GET /login` | anonymous `GET /login` with `Accept: application/json` (same body size) |
 //! | `GET /unauth` | `GET /api/protected` without credentials (401) |
+//! | `GET /login-headers` | anonymous `GET /login`, with its headers too: the two `Set-Cookie` (constant values of the same lengths), `Cache-Control` and `Vary` |
+//!
+//! `/login-headers` prices the part of the quickstart's `/login` answer
+//! that is Rocket and hyper handling its headers, with no library code.
 
 use rocket::http::Status;
 use rocket::serde::json::Json;
@@ -39,6 +43,31 @@ fn login() -> Json<Value> {
     }))
 }
 
+/// A sealed `session` cookie's length in the quickstart's `/login` answer.
+const SESSION_COOKIE: &str = "session=F3jaOMGG1IlfJ03m8e4zHkwN_glpdvTfNQ08aRrBog1d2Awui_s1Ciptldjsb3BHhKWKoXvT4IIRwTTSIb8jbvJwE6pSSJulhY7xdL4NW54P9Nrrh8_XApxozxlaRGEBuwzp0cXhhg; HttpOnly; SameSite=Strict; Path=/";
+
+/// The anonymous `/login` answer with the quickstart's headers.
+struct WithHeaders(Json<Value>);
+
+impl<'r> rocket::response::Responder<'r, 'static> for WithHeaders {
+    fn respond_to(self, req: &'r rocket::Request<'_>) -> rocket::response::Result<'static> {
+        let mut res = self.0.respond_to(req)?;
+        res.set_raw_header("Cache-Control", "private, no-store");
+        res.set_raw_header("Vary", "Cookie");
+        res.adjoin_raw_header(
+            "Set-Cookie",
+            format!("XSRF-TOKEN={CSRF_TOKEN}; SameSite=Strict; Secure; Path=/"),
+        );
+        res.adjoin_raw_header("Set-Cookie", SESSION_COOKIE);
+        Ok(res)
+    }
+}
+
+#[get("/login-headers")]
+fn login_headers() -> WithHeaders {
+    WithHeaders(login())
+}
+
 #[get("/unauth")]
 fn unauth() -> (Status, Json<Value>) {
     (
@@ -56,7 +85,7 @@ fn rocket() -> _ {
     // build refuses to start without a secret key; these routes set no
     // cookie, so any key will do (`ROCKET_SECRET_KEY` still wins).
     let figment = rocket::Config::figment().join(("secret_key", vec![0x5au8; 64]));
-    rocket::custom(figment).mount("/", routes![api_protected, api_data, login, unauth])
+    rocket::custom(figment).mount("/", routes![api_protected, api_data, login, login_headers, unauth])
 }
 
 #[cfg(test)]
@@ -70,6 +99,10 @@ mod tests {
         let login = client.get("/login").dispatch();
         assert_eq!(login.status(), Status::Ok);
         assert_eq!(login.into_string().expect("body").len(), 184);
+        let with = client.get("/login-headers").dispatch();
+        assert_eq!(with.headers().get("Set-Cookie").count(), 2);
+        assert_eq!(with.headers().get_one("Vary"), Some("Cookie"));
+        assert_eq!(with.into_string().expect("body").len(), 184);
         let unauth = client.get("/unauth").dispatch();
         assert_eq!(unauth.status(), Status::Unauthorized);
         assert_eq!(unauth.into_string().expect("body").len(), 87);
