@@ -85,7 +85,10 @@ fn rocket() -> _ {
     // build refuses to start without a secret key; these routes set no
     // cookie, so any key will do (`ROCKET_SECRET_KEY` still wins).
     let figment = rocket::Config::figment().join(("secret_key", vec![0x5au8; 64]));
-    rocket::custom(figment).mount("/", routes![api_protected, api_data, login, login_headers, unauth])
+    rocket::custom(figment).mount(
+        "/",
+        routes![api_protected, api_data, login, login_headers, unauth],
+    )
 }
 
 #[cfg(test)]
