@@ -28,6 +28,19 @@ async fn data_status_with(client: &Client, cookies: &[(String, String)]) -> Stat
     req.dispatch().await.status()
 }
 
+/// Signs a new confirmed user in on `app`; its `session` cookie (one,
+/// as a name-value pair in a list).
+async fn signed_in_session(app: &App) -> Vec<(String, String)> {
+    let (email, pw) = app.confirmed_user().await;
+    assert_eq!(app.login(&email, &pw).await.0, Status::Ok);
+    let session: Vec<_> = cookie_jar(app)
+        .into_iter()
+        .filter(|(n, _)| n == "session")
+        .collect();
+    assert_eq!(session.len(), 1);
+    session
+}
+
 async fn login_remember(app: &App, email: &str, pw: &str) {
     let (s, b) = app
         .post_json(
@@ -78,13 +91,7 @@ async fn logout_revokes_copies_of_the_session_and_remember_cookies() {
 #[rocket::async_test]
 async fn the_401_to_a_revoked_session_replaces_its_cookie() {
     let app = app().await;
-    let (email, pw) = app.confirmed_user().await;
-    assert_eq!(app.login(&email, &pw).await.0, Status::Ok);
-    let session: Vec<_> = cookie_jar(&app)
-        .into_iter()
-        .filter(|(n, _)| n == "session")
-        .collect();
-    assert_eq!(session.len(), 1);
+    let session = signed_in_session(&app).await;
     let other = Client::untracked(rocket_for(setup_like(&app)).await)
         .await
         .expect("client");
@@ -226,13 +233,7 @@ async fn a_session_ends_after_its_lifetime_even_when_the_cookie_is_replayed() {
 #[rocket::async_test]
 async fn a_session_survives_a_secret_key_rotation_with_the_old_key_as_fallback() {
     let app = app().await;
-    let (email, pw) = app.confirmed_user().await;
-    assert_eq!(app.login(&email, &pw).await.0, Status::Ok);
-    let session: Vec<_> = cookie_jar(&app)
-        .into_iter()
-        .filter(|(n, _)| n == "session")
-        .collect();
-    assert_eq!(session.len(), 1);
+    let session = signed_in_session(&app).await;
     // URL-safe base64: nothing to percent-encode in the header.
     assert!(
         session[0]
