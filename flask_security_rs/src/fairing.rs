@@ -248,11 +248,12 @@ impl Security {
         cache.validate().map_err(err)?;
         let extensions = self.datastore.clone().extensions();
         let identities = Identities::new(self.datastore.clone(), &extensions, &cache);
+        let keys = config.signing_keys();
         let state = SecurityState {
             policy: PasswordPolicy::new(&config),
-            keys: config.signing_keys(),
-            serializers: crate::tokens::Serializers::new(config.signing_keys()),
-            sealer: crate::tokens::Sealer::new(&config.signing_keys()),
+            serializers: crate::tokens::Serializers::new(keys.clone()),
+            sealer: crate::tokens::Sealer::new(&keys),
+            keys,
             default_mechanisms: Mechanism::mask(&config.api_enabled_methods),
             config,
             datastore: identities.users.clone(),

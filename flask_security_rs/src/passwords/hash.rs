@@ -446,7 +446,7 @@ pub fn verify_hash(hash: &str, data: &str) -> bool {
     }
     if hash.len() == 32 && hash.bytes().all(|b| b.is_ascii_hexdigit()) {
         use md5::Digest as _;
-        let digest = hex::encode(md5::Md5::digest(data.as_bytes()));
+        let digest = crate::util::hex(&md5::Md5::digest(data.as_bytes()));
         return bool::from(
             digest
                 .as_bytes()

@@ -447,7 +447,7 @@ fn remember_digest_hex(secret_key: &[u8], uid: &str) -> String {
     let mut mac = <HmacSha512 as Mac>::new_from_slice(secret_key)
         .unwrap_or_else(|_| <HmacSha512 as hmac::digest::KeyInit>::new(&Default::default()));
     mac.update(uid.as_bytes());
-    hex::encode(mac.finalize().into_bytes())
+    crate::util::hex(&mac.finalize().into_bytes())
 }
 
 /// Flask-Login's remember-me cookie value: `"<uid>|<hex HMAC-SHA512(secret_key, uid)>"`.

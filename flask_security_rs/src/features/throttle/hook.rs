@@ -53,7 +53,7 @@ fn account_key(user: &User) -> String {
 /// never holds what was typed (a password in the email field, say).
 fn unknown_key(identity: &str) -> String {
     let digest = Sha256::digest(identity.trim().to_lowercase().as_bytes());
-    format!("user:?{}", hex::encode(&digest[..16]))
+    format!("user:?{}", crate::util::hex(&digest[..16]))
 }
 
 /// `ip:<v4>`, or `ip:<first 64 bits>::/64` for IPv6 (one host usually has
