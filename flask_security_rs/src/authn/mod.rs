@@ -111,7 +111,14 @@ fn unavailable(what: &str, e: &dyn std::fmt::Display) -> Unavailable {
 }
 
 async fn load(state: &SecurityState, by: Lookup<'_>) -> Result<Option<Arc<User>>, Unavailable> {
-    match state.identities.user(by).await {
+    active(state.identities.user(by).await)
+}
+
+/// The user a lookup found, when active.
+fn active(
+    found: Result<Option<Arc<User>>, crate::datastore::DatastoreError>,
+) -> Result<Option<Arc<User>>, Unavailable> {
+    match found {
         Ok(u) => Ok(u.filter(|u| u.active)),
         Err(e) => Err(unavailable("loading the user", &e)),
     }
@@ -305,10 +312,7 @@ async fn token_lookup<'r>(
                 return TokenUser(Ok(None));
             };
             let by = Lookup::TokenUniquifier(&verified.claims.uid);
-            let user = match state.identities.user_memo(by, &verified.user).await {
-                Ok(u) => Ok(u.filter(|u| u.active)),
-                Err(e) => Err(unavailable("loading the user", &e)),
-            };
+            let user = active(state.identities.user_memo(by, &verified.user).await);
             TokenUser(user.map(|u| u.map(|u| (u, verified.claims.paa))))
         })
         .await;

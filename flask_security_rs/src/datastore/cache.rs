@@ -49,10 +49,20 @@ where
     K: std::hash::Hash + Eq + Send + Sync + 'static,
     V: Clone + Send + Sync + 'static,
 {
+    builder(capacity, ttl).build_with_hasher(foldhash::fast::RandomState::default())
+}
+
+fn builder<K, V>(
+    capacity: u64,
+    ttl: Duration,
+) -> moka::sync::CacheBuilder<K, V, moka::sync::Cache<K, V>>
+where
+    K: std::hash::Hash + Eq + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
     moka::sync::Cache::builder()
         .max_capacity(capacity)
         .time_to_live(ttl)
-        .build_with_hasher(foldhash::fast::RandomState::default())
 }
 
 /// A value the identity cache holds, marked stale the moment the cache lets
@@ -82,9 +92,7 @@ where
     K: std::hash::Hash + Eq + Send + Sync + 'static,
     T: Send + Sync + 'static,
 {
-    moka::sync::Cache::builder()
-        .max_capacity(capacity)
-        .time_to_live(ttl)
+    builder(capacity, ttl)
         .eviction_listener(|_, entry: Arc<Entry<T>>, _| entry.stale.store(true, Ordering::SeqCst))
         .build_with_hasher(foldhash::fast::RandomState::default())
 }
