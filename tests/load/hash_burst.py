@@ -12,9 +12,9 @@ RAW is the baseline login throughput is held to: raw argon2id with the
 same parameters on all cores. Either a rate (hashes per second), compared
 with 15 s of logins with 2 x cores in flight; or the path of the
 `argon2_rate` binary, which is then run in 5 s windows taking turns with 5 s
-windows of logins (raw, logins, raw, logins, raw, logins, raw): each login
+windows of logins (raw, logins, raw, ..., logins, raw; five login windows): each login
 window is compared with the mean of the raw windows either side, and the
-median of the three shares is what counts. On a shared machine whose speed
+median of the five shares is what counts. On a shared machine whose speed
 drifts by 10-20% within a minute, a baseline measured once, before, can be
 off by more than the 5% the check allows; neighbouring windows see the
 same machine. Below MIN_RATIO (default 0.95) fails. Standard library only.
@@ -108,7 +108,7 @@ def raw_rate(binary, secs):
     sys.exit(f"no hashes_per_second in the output of {binary}: {out!r}")
 
 
-def taking_turns(base, binary, workers, min_ratio, rounds=3, secs=5):
+def taking_turns(base, binary, workers, min_ratio, rounds=5, secs=5):
     """The median share of raw argon2id that login windows reach, each
     against the mean of the raw windows either side; and the statuses."""
     raws = [raw_rate(binary, secs)]
