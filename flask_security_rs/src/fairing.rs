@@ -258,6 +258,7 @@ impl Security {
             config,
             datastore: identities.users.clone(),
             sessions: identities.sessions.clone(),
+            ceremonies: extensions.get::<dyn crate::ceremony::CeremonyStore>(),
             identities,
             decoded: crate::authn::Decoded::new(&cache),
             outbox: extensions

@@ -99,6 +99,7 @@ extern crate self as flask_security_rs;
 #[path = "bench_api.rs"]
 pub mod __bench;
 mod authn;
+mod ceremony;
 mod clock;
 mod config;
 mod datastore;
@@ -117,6 +118,7 @@ mod state;
 mod tokens;
 mod util;
 
+pub use ceremony::{CeremonyRecord, CeremonyStore};
 pub use clock::Clock;
 pub use config::{
     BreachedCheck, CacheConfig, ComplexityChecker, ConfigError, CsrfCookie, MailConfig, Mechanism,

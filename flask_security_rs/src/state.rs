@@ -39,6 +39,10 @@ pub(crate) struct Hooks {
     pub reauth_options: Map<String, Value>,
     /// `unified_signin_enabled` in the 401 `reauth_required` answer.
     pub unified_signin: bool,
+    /// Whether a sign-in waiting for its second factor can also be named by
+    /// a state token in the JSON (for clients without cookies), not only by
+    /// the session cookie.
+    pub pending_state_token: bool,
 }
 
 impl Hooks {
@@ -56,6 +60,8 @@ pub(crate) struct SecurityState {
     pub datastore: Arc<dyn UserDatastore>,
     /// Server-side session records, when the datastore offers them.
     pub sessions: Option<Arc<dyn crate::datastore::SessionStore>>,
+    /// Ceremonies and claims, when the datastore offers them.
+    pub ceremonies: Option<Arc<dyn crate::ceremony::CeremonyStore>>,
     /// Lookups of the users of sessions and tokens (through the identity
     /// cache when it is on; `datastore` and `sessions` then invalidate it).
     pub identities: crate::datastore::cache::Identities,

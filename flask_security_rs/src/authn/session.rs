@@ -37,6 +37,11 @@ pub(crate) struct SessionData {
     /// Raw CSRF secret of this session.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub csrf_token: Option<String>,
+    /// Reference of a ceremony in progress (a sign-in waiting for its
+    /// second factor, a method being set up): its record is server-side,
+    /// see [`crate::ceremony`].
+    #[serde(rename = "fs_cer", default, skip_serializing_if = "Option::is_none")]
+    pub ceremony: Option<String>,
     /// Messages for the next rendered page.
     #[serde(rename = "_flashes", default, skip_serializing_if = "Vec::is_empty")]
     pub flashes: Vec<Message>,

@@ -469,6 +469,17 @@ pub struct SecurityConfig {
     pub username_min_length: usize,
     /// `SECURITY_USERNAME_MAX_LENGTH`. _Default:_ `32`.
     pub username_max_length: usize,
+    /// `SECURITY_TOTP_SECRETS`: `{tag: secret}`, the application secrets
+    /// that encrypt stored TOTP keys (passlib's format: the highest tag
+    /// encrypts, every tag decrypts). Required by two-factor and unified
+    /// sign-in. _Default:_ none.
+    pub totp_secrets: Option<BTreeMap<String, Secret>>,
+    /// `SECURITY_TOTP_ISSUER`: the service name authenticator apps show.
+    /// Required by two-factor and unified sign-in. _Default:_ none.
+    pub totp_issuer: Option<String>,
+    /// `SECURITY_PHONE_REGION_DEFAULT`: the region of phone numbers given
+    /// without a country code. _Default:_ `"US"`.
+    pub phone_region_default: String,
     /// Sender of every mail. _Default:_ `"no-reply@localhost"`.
     pub email_sender: String,
     /// `SECURITY_REDIRECT_BEHAVIOR`. _Default:_ none (server-rendered pages).
@@ -567,6 +578,9 @@ impl Default for SecurityConfig {
             username_required: false,
             username_min_length: 4,
             username_max_length: 32,
+            totp_secrets: None,
+            totp_issuer: None,
+            phone_region_default: "US".into(),
             email_sender: "no-reply@localhost".into(),
             redirect_behavior: None,
             redirect_host: None,

@@ -15,9 +15,11 @@ pub fn migrations() -> Vec<Box<dyn MigrationTrait>> {
         Box::new(CreateSessionTable),
         Box::new(CreateOutboxTable),
         Box::new(CreateFsThrottle),
+        Box::new(CreateFsCeremony),
     ]
 }
 
+pub use crate::ceremony::CreateFsCeremony;
 pub use crate::features::throttle::CreateFsThrottle;
 
 /// A ready-made migrator with just the library's tables.

@@ -28,6 +28,8 @@ use crate::messages::{Message, Msg};
 use crate::passwords::Verified;
 use crate::state::SecurityState;
 
+pub(crate) mod pending;
+
 /// How a sign-in came about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -45,6 +47,10 @@ pub enum AuthnMethod {
     /// The session renewed after a password change (no account checks and no
     /// second factor: the user is already signed in).
     ChangePassword,
+    /// A one-time code: a second factor, or a passcode of unified sign-in.
+    Code,
+    /// A multi-factor recovery code, in place of a second factor.
+    RecoveryCode,
 }
 
 impl AuthnMethod {
@@ -62,6 +68,7 @@ pub struct Attempt<'a> {
     identity: Option<&'a str>,
     form: Option<&'a FormInput>,
     remember: bool,
+    second_factor_passed: bool,
 }
 
 impl std::fmt::Debug for Attempt<'_> {
@@ -81,7 +88,15 @@ impl<'a> Attempt<'a> {
             identity: None,
             form: None,
             remember: false,
+            second_factor_passed: false,
         }
+    }
+
+    /// The second factor was checked already (the sign-in completes a
+    /// ceremony): the pipeline skips that step.
+    pub(crate) fn second_factor_passed(mut self) -> Self {
+        self.second_factor_passed = true;
+        self
     }
 
     pub(crate) fn identity(mut self, identity: &'a str) -> Self {
@@ -227,12 +242,12 @@ pub(crate) enum CredentialError {
     Busy,
 }
 
-/// Step 1: the throttling hook, then the password (see the module docs).
-pub(crate) async fn check_password(
+/// The throttling hook's verdict on an attempt, before any credential
+/// (a password, a code) is checked.
+pub(crate) async fn gate(
     state: &SecurityState,
     attempt: &Attempt<'_>,
     user: Option<&User>,
-    password: &str,
 ) -> Result<(), CredentialError> {
     for hook in &state.hooks.login {
         match hook.allow(attempt, user).await {
@@ -244,6 +259,24 @@ pub(crate) async fn check_password(
             } => return Err(CredentialError::Throttled(retry_after, message)),
         }
     }
+    Ok(())
+}
+
+/// Tells the hooks that the credentials of `attempt` were wrong.
+pub(crate) async fn failed(state: &SecurityState, attempt: &Attempt<'_>, user: Option<&User>) {
+    for hook in &state.hooks.login {
+        hook.failed(attempt, user).await;
+    }
+}
+
+/// Step 1: the throttling hook, then the password (see the module docs).
+pub(crate) async fn check_password(
+    state: &SecurityState,
+    attempt: &Attempt<'_>,
+    user: Option<&User>,
+    password: &str,
+) -> Result<(), CredentialError> {
+    gate(state, attempt, user).await?;
     let stored = user
         .and_then(|u| u.password.clone())
         .filter(|p| !p.is_empty());
@@ -266,9 +299,7 @@ pub(crate) async fn check_password(
             Ok(())
         }
         _ => {
-            for hook in &state.hooks.login {
-                hook.failed(attempt, user).await;
-            }
+            failed(state, attempt, user).await;
             Err(CredentialError::Invalid)
         }
     }
@@ -353,9 +384,11 @@ pub(crate) async fn sign_in(ctx: &Ctx<'_>, user: User, attempt: &Attempt<'_>) ->
         if let Some(problem) = account_problem(state, &user, CheckOrder::ActiveLast) {
             return SignIn::Refused(problem);
         }
-        for hook in &state.hooks.login {
-            if let SecondFactor::Required(reply) = hook.second_factor(attempt, &user).await {
-                return SignIn::Answer(reply);
+        if !attempt.second_factor_passed {
+            for hook in &state.hooks.login {
+                if let SecondFactor::Required(reply) = hook.second_factor(attempt, &user).await {
+                    return SignIn::Answer(reply);
+                }
             }
         }
     }
@@ -372,7 +405,7 @@ pub(crate) async fn sign_in(ctx: &Ctx<'_>, user: User, attempt: &Attempt<'_>) ->
     SignIn::Done(Box::new(Issued {
         user,
         token,
-        second_factor_checked: new,
+        second_factor_checked: new && !attempt.second_factor_passed,
     }))
 }
 

@@ -536,11 +536,12 @@ where
         use sea_orm_migration::MigrationTrait;
         // Only what is missing is created: a read-only replica starts too.
         let manager = sea_orm_migration::SchemaManager::new(&self.db);
-        let tables: [(&str, &dyn MigrationTrait); 4] = [
+        let tables: [(&str, &dyn MigrationTrait); 5] = [
             (identities::TABLE, &m::CreateIdentityIndex),
             (sessions::TABLE, &m::CreateSessionTable),
             (outbox::TABLE, &m::CreateOutboxTable),
             (crate::features::throttle::TABLE, &m::CreateFsThrottle),
+            (crate::ceremony::TABLE, &m::CreateFsCeremony),
         ];
         for (table, migration) in tables {
             if !manager.has_table(table).await.db()? {
@@ -555,7 +556,8 @@ where
         ext.insert::<dyn super::ChangeFeed>(self.clone());
         ext.insert::<dyn super::SessionStore>(self.clone());
         ext.insert::<dyn super::OutboxStore>(self.clone());
-        ext.insert::<dyn crate::features::throttle::ThrottleStore>(self);
+        ext.insert::<dyn crate::features::throttle::ThrottleStore>(self.clone());
+        ext.insert::<dyn crate::ceremony::CeremonyStore>(self);
         ext
     }
 
