@@ -52,6 +52,7 @@ pub struct Security {
     login_hooks: Vec<Arc<dyn LoginHook>>,
     seed: Option<Seed>,
     register_catchers: bool,
+    settings: features::AppSettings,
 }
 
 impl std::fmt::Debug for Security {
@@ -79,6 +80,7 @@ impl Security {
             login_hooks: Vec::new(),
             seed: None,
             register_catchers: true,
+            settings: features::AppSettings::default(),
         }
     }
 
@@ -91,6 +93,25 @@ impl Security {
     /// Uses a shared `mailer`.
     pub fn shared_mailer(mut self, mailer: Arc<dyn Mailer>) -> Self {
         self.mailer = Some(mailer);
+        self
+    }
+
+    /// Who must use two-factor besides those who set it up (Flask-Security's
+    /// `check_tf_required`; `two_factor_required` makes it everyone): admins
+    /// only, say.
+    ///
+    /// ```
+    /// # use flask_security_rs::Security;
+    /// # fn f(s: Security) -> Security {
+    /// s.two_factor_required_if(|user| user.has_role("admin"))
+    /// # }
+    /// ```
+    pub fn two_factor_required_if(
+        mut self,
+        rule: impl Fn(&User) -> bool + Send + Sync + 'static,
+    ) -> Self {
+        self.settings
+            .insert(crate::features::TwoFactorRule(Arc::new(rule)));
         self
     }
 
@@ -208,7 +229,13 @@ impl Security {
         let messages = Catalogue::from_figment(figment).map_err(err)?;
 
         let hooks = Hooks::new(self.login_hooks.clone());
-        let mut setup = Setup::new(figment, &config, hooks, self.datastore.clone());
+        let mut setup = Setup::new(
+            figment,
+            &config,
+            hooks,
+            self.datastore.clone(),
+            self.settings.clone(),
+        );
         for feature in features::REGISTRY {
             (feature.install)(&mut setup).map_err(err)?;
         }

@@ -25,6 +25,9 @@ pub type TokenExpiry = Arc<dyn Fn(&User, i64) -> i64 + Send + Sync>;
 /// `unauthz_handler`). Read why with [`crate::refusal`].
 pub type FailureHandler = Arc<dyn for<'r> Fn(&'r Request<'_>) -> Reply + Send + Sync>;
 
+/// A way out of a second factor that a feature offers (recovery codes).
+pub(crate) type RescueOption = Arc<dyn Fn(&User) -> Option<(&'static str, String)> + Send + Sync>;
+
 /// The hooks features and the application plug into the kernel.
 #[derive(Default)]
 pub(crate) struct Hooks {
@@ -39,6 +42,10 @@ pub(crate) struct Hooks {
     pub reauth_options: Map<String, Value>,
     /// `unified_signin_enabled` in the 401 `reauth_required` answer.
     pub unified_signin: bool,
+    /// The other ways out offered while a second factor is awaited
+    /// (`recovery_options` of `/tf-validate` and `/tf-rescue`): for a user,
+    /// a key and its URL, or nothing.
+    pub rescue_options: Vec<RescueOption>,
     /// Whether a sign-in waiting for its second factor can also be named by
     /// a state token in the JSON (for clients without cookies), not only by
     /// the session cookie.

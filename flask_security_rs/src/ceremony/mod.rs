@@ -202,3 +202,12 @@ pub(crate) async fn claim(
         )
         .await
 }
+
+/// Whether the one-time value `what` is claimed (see [`claim`]).
+pub(crate) async fn claimed(
+    store: &dyn CeremonyStore,
+    what: &str,
+    now: i64,
+) -> Result<bool, DatastoreError> {
+    Ok(store.get(&record_id(what), now).await?.is_some())
+}

@@ -372,6 +372,9 @@ pub struct UserUpdate {
     pub expect_email: Option<String>,
     /// Precondition: the email is not confirmed yet.
     pub expect_unconfirmed: bool,
+    /// Precondition: the stored recovery codes are these (`Some(None)`:
+    /// none).
+    pub expect_recovery_codes: Option<Option<String>>,
     /// Mails to queue in the same transaction (see [`OutboxStore`]).
     pub mails: Vec<crate::mail::Email>,
 }
@@ -456,6 +459,35 @@ impl UserUpdate {
     #[must_use]
     pub fn if_unconfirmed(mut self) -> Self {
         self.expect_unconfirmed = true;
+        self
+    }
+
+    /// Applies only if the stored recovery codes are still `current`: of
+    /// concurrent uses of one code, exactly one applies.
+    #[must_use]
+    pub fn if_recovery_codes(mut self, current: Option<&str>) -> Self {
+        self.expect_recovery_codes = Some(current.map(String::from));
+        self
+    }
+
+    /// Sets the two-factor columns (`None`s clear them).
+    #[must_use]
+    pub fn two_factor(
+        mut self,
+        method: Option<String>,
+        secret: Option<String>,
+        phone: Option<String>,
+    ) -> Self {
+        self.tf_primary_method = Some(method);
+        self.tf_totp_secret = Some(secret);
+        self.tf_phone_number = Some(phone);
+        self
+    }
+
+    /// Sets `mf_recovery_codes`.
+    #[must_use]
+    pub fn recovery_codes(mut self, codes: Option<String>) -> Self {
+        self.mf_recovery_codes = Some(codes);
         self
     }
 }

@@ -16,6 +16,9 @@ mod recover;
 mod recover_username;
 mod register;
 pub(crate) mod throttle;
+mod two_factor;
+
+pub(crate) use two_factor::TwoFactorRule;
 
 use std::sync::Arc;
 
@@ -48,7 +51,28 @@ pub(crate) const REGISTRY: &[Feature] = &[
     change_username::FEATURE,
     recover_username::FEATURE,
     throttle::FEATURE,
+    two_factor::FEATURE,
 ];
+
+/// Settings the application hands to features through the fairing
+/// (an SMS sender, who must use two-factor), one per type.
+#[derive(Clone, Default)]
+pub(crate) struct AppSettings(
+    std::collections::HashMap<std::any::TypeId, Arc<dyn std::any::Any + Send + Sync>>,
+);
+
+impl AppSettings {
+    pub(crate) fn insert<T: Send + Sync + 'static>(&mut self, value: T) {
+        self.0.insert(std::any::TypeId::of::<T>(), Arc::new(value));
+    }
+
+    pub(crate) fn get<T: Send + Sync + 'static>(&self) -> Option<Arc<T>> {
+        self.0
+            .get(&std::any::TypeId::of::<T>())
+            .cloned()
+            .and_then(|v| v.downcast::<T>().ok())
+    }
+}
 
 /// Adds a feature's state to the Rocket being built.
 pub(crate) type Manage = Box<dyn FnOnce(Rocket<Build>) -> Rocket<Build> + Send>;
@@ -67,6 +91,7 @@ pub(crate) struct Setup<'a> {
     /// The kernel configuration.
     pub config: &'a SecurityConfig,
     datastore: Arc<dyn UserDatastore>,
+    app: AppSettings,
     pub(crate) routes: Vec<Route>,
     pub(crate) hooks: Hooks,
     pub(crate) urls: Vec<(&'static str, String)>,
@@ -79,11 +104,13 @@ impl<'a> Setup<'a> {
         config: &'a SecurityConfig,
         hooks: Hooks,
         datastore: Arc<dyn UserDatastore>,
+        app: AppSettings,
     ) -> Self {
         Setup {
             figment,
             config,
             datastore,
+            app,
             routes: Vec::new(),
             hooks,
             urls: Vec::new(),
@@ -137,6 +164,30 @@ impl<'a> Setup<'a> {
     /// `oauth_enabled`, `oauth_providers`).
     pub fn reauth_option(&mut self, key: &str, value: serde_json::Value) {
         self.hooks.reauth_options.insert(key.to_string(), value);
+    }
+
+    /// Offers another way out while a second factor is awaited (in
+    /// `recovery_options`), for the users `option` names one for.
+    pub fn rescue_option(
+        &mut self,
+        option: impl Fn(&crate::datastore::User) -> Option<(&'static str, String)>
+        + Send
+        + Sync
+        + 'static,
+    ) {
+        self.hooks.rescue_options.push(Arc::new(option));
+    }
+
+    /// Lets clients without cookies name a sign-in that waits for its
+    /// second factor by a `tf_state_token` in the JSON.
+    pub fn pending_state_token(&mut self) {
+        self.hooks.pending_state_token = true;
+    }
+
+    /// A setting the application gave the fairing (see
+    /// [`Security::setting`](crate::Security)), by type.
+    pub fn app<T: Send + Sync + 'static>(&self) -> Option<Arc<T>> {
+        self.app.get::<T>()
     }
 
     /// What the features installed.

@@ -28,6 +28,7 @@ use crate::messages::{Message, Msg};
 use crate::passwords::Verified;
 use crate::state::SecurityState;
 
+pub(crate) mod codes;
 pub(crate) mod pending;
 
 /// How a sign-in came about.
@@ -112,6 +113,11 @@ impl<'a> Attempt<'a> {
     pub(crate) fn remember(mut self, remember: bool) -> Self {
         self.remember = remember;
         self
+    }
+
+    /// Whether the caller asked to be remembered.
+    pub fn remembers(&self) -> bool {
+        self.remember
     }
 
     /// How the caller signs in.

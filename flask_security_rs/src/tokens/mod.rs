@@ -6,7 +6,7 @@ mod link;
 mod sealed;
 mod serializer;
 
-pub(crate) use link::{SignedLink, UserLink};
+pub(crate) use link::{LinkCheck, SignedLink, UserLink};
 pub(crate) use sealed::{Sealer, cookie_key_material};
 pub(crate) use serializer::{Serializer, Serializers, TokenError};
 pub(crate) use serializer::{remember_cookie_value, verify_remember_cookie};

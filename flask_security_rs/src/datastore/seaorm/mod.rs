@@ -692,6 +692,13 @@ where
         if update.expect_unconfirmed {
             cond = cond.add(col(UserField::ConfirmedAt)?.is_null());
         }
+        if let Some(expected) = &update.expect_recovery_codes {
+            let c = col(UserField::MfRecoveryCodes)?;
+            cond = cond.add(match expected {
+                Some(v) => c.eq(v.as_str()),
+                None => c.is_null(),
+            });
+        }
         let mut write = <U::Entity as EntityTrait>::update_many().filter(cond);
         let mut changed = false;
         for (field, value) in update_columns(update) {
