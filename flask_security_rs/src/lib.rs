@@ -75,6 +75,7 @@
 //!                 the identity index, session records and outbox tables
 //! mail/           Mailer, SMTP and console transports, render() with mail
 //!                 hooks, the outbox and its background sender
+//! sms/            SmsSender, console and capturing senders, normalize_phone
 //! identity.rs     email/username rules and keys, finding the account a form names
 //! features/       one folder per feature + REGISTRY
 //!   login/ register/ confirm/ recover/ change_password/ change_email/
@@ -116,6 +117,7 @@ mod login;
 mod mail;
 mod messages;
 mod passwords;
+pub mod sms;
 mod state;
 mod tokens;
 // Used by the two-factor feature; until it lands, only by its own tests.
@@ -147,6 +149,9 @@ pub use mail::{ConsoleMailer, Email, MailError, Mailer, SmtpMailer};
 pub use messages::{Catalogue, Category, Message, Msg};
 pub use sea_orm;
 pub use serde_json;
+pub use sms::{
+    CapturingSmsSender, ConsoleSmsSender, SentSms, SmsError, SmsSender, normalize_phone,
+};
 pub use state::{FailureHandler, TokenExpiry};
 
 /// Paths the macros' generated code uses. Not API: anything here may change

@@ -14,6 +14,9 @@ mod confirm;
 mod login;
 mod recover;
 mod recover_username;
+// Only the code helpers so far; the routes come with the feature.
+#[allow(dead_code)]
+mod recovery_codes;
 mod register;
 pub(crate) mod throttle;
 mod two_factor;

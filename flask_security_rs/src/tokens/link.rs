@@ -18,6 +18,13 @@ pub(crate) trait LinkPayload: Serialize + DeserializeOwned {
     fn uid(&self) -> &str;
 }
 
+/// The bare uniquifier (the two-factor validity cookie's payload).
+impl LinkPayload for String {
+    fn uid(&self) -> &str {
+        self
+    }
+}
+
 impl<A: Serialize + DeserializeOwned> LinkPayload for (String, A) {
     fn uid(&self) -> &str {
         &self.0
