@@ -109,6 +109,11 @@ pub struct Options {
     /// authentications on one account gets 429, from any client address
     /// (`security.throttle_free_attempts`); unset: the library's default.
     pub lockout_attempts: Option<u32>,
+    /// `SECURITY_TOTP_SECRETS` (JSON `{tag: secret}`): encrypt the stored
+    /// TOTP keys.
+    pub totp_secrets: std::collections::BTreeMap<String, String>,
+    /// Sends SMS codes (tests capture them); none: the console.
+    pub sms: Option<flask_security_rs::sms::CapturingSmsSender>,
     /// More configuration merged last (e.g. `security.password_complexity_checker`).
     pub extra: Option<Figment>,
     /// Time source.
@@ -149,10 +154,28 @@ impl Options {
                     None
                 }
             }),
+            totp_secrets: match env("SECURITY_TOTP_SECRETS") {
+                Some(v) => match serde_json::from_str(&v) {
+                    Ok(m) => m,
+                    Err(e) => {
+                        eprintln!(
+                            "SECURITY_TOTP_SECRETS is not a JSON object of strings ({e}): the default is used"
+                        );
+                        default_totp_secrets()
+                    }
+                },
+                None => default_totp_secrets(),
+            },
+            sms: None,
             extra: None,
             clock: flask_security_rs::Clock::new(),
         }
     }
+}
+
+/// `{"1": "conformance-totp-secret-1"}`, as the conformance contract says.
+pub fn default_totp_secrets() -> std::collections::BTreeMap<String, String> {
+    [("1".to_string(), "conformance-totp-secret-1".to_string())].into()
 }
 
 /// Opens the database, creates missing tables and seeds missing roles/users.
@@ -209,7 +232,15 @@ pub fn security_figment(opts: &Options) -> Figment {
         .merge(("security.csrf_ignore_unauth_endpoints", true))
         .merge(("security.csrf_cookie_name", "XSRF-TOKEN"))
         .merge(("security.csrf_time_limit", Option::<i64>::None))
-        .merge(("security.session_cookie_samesite", "Strict"));
+        .merge(("security.session_cookie_samesite", "Strict"))
+        .merge(("security.two_factor", true))
+        .merge((
+            "security.two_factor_enabled_methods",
+            ["email", "authenticator"],
+        ))
+        .merge(("security.totp_issuer", "FS Conformance"))
+        .merge(("security.totp_secrets", opts.totp_secrets.clone()))
+        .merge(("security.multi_factor_recovery_codes", true));
     if opts.spa {
         fig = fig
             .merge(("security.flash_messages", false))
@@ -259,6 +290,10 @@ pub async fn build(opts: Options) -> Result<Rocket<Build>, String> {
         .shared_mailer(opts.mailer.clone())
         .clock(opts.clock.clone())
         .seed(seed);
+    let security = match opts.sms.clone() {
+        Some(sms) => security.sms_sender(sms),
+        None => security.sms_sender(flask_security_rs::sms::ConsoleSmsSender::new()),
+    };
     Ok(rocket::custom(security_figment(&opts))
         .manage(db)
         .attach(security)

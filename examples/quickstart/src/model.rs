@@ -25,6 +25,15 @@ pub struct Model {
     pub last_login_ip: Option<String>,
     pub current_login_ip: Option<String>,
     pub login_count: Option<i32>,
+    pub tf_primary_method: Option<String>,
+    pub tf_totp_secret: Option<String>,
+    pub tf_phone_number: Option<String>,
+    #[sea_orm(column_type = "Text", nullable)]
+    pub us_totp_secrets: Option<String>,
+    #[sea_orm(unique)]
+    pub us_phone_number: Option<String>,
+    #[sea_orm(column_type = "Text", nullable)]
+    pub mf_recovery_codes: Option<String>,
     pub create_datetime: DateTime,
     pub update_datetime: DateTime,
     /// The app's own column.

@@ -92,9 +92,7 @@ fn record(row: &QueryResult) -> Result<CeremonyRecord, DatastoreError> {
     })
 }
 
-fn insert(
-    record: CeremonyRecord,
-) -> Result<sea_orm::sea_query::InsertStatement, DatastoreError> {
+fn insert(record: CeremonyRecord) -> Result<sea_orm::sea_query::InsertStatement, DatastoreError> {
     let mut stmt = Query::insert();
     stmt.into_table(Alias::new(TABLE))
         .columns(COLUMNS.map(Alias::new))

@@ -38,11 +38,7 @@ impl MigrationTrait for CreateFsCeremony {
                             .not_null()
                             .primary_key(),
                     )
-                    .col(
-                        ColumnDef::new(Alias::new("kind"))
-                            .string_len(32)
-                            .not_null(),
-                    )
+                    .col(ColumnDef::new(Alias::new("kind")).string_len(32).not_null())
                     .col(bigint("user_id"))
                     .col(ColumnDef::new(Alias::new("data")).text().not_null())
                     .col(bigint("expires_at"))

@@ -15,7 +15,6 @@ mod login;
 mod recover;
 mod recover_username;
 // Only the code helpers so far; the routes come with the feature.
-#[allow(dead_code)]
 mod recovery_codes;
 mod register;
 pub(crate) mod throttle;
@@ -55,6 +54,7 @@ pub(crate) const REGISTRY: &[Feature] = &[
     recover_username::FEATURE,
     throttle::FEATURE,
     two_factor::FEATURE,
+    recovery_codes::FEATURE,
 ];
 
 /// Settings the application hands to features through the fairing

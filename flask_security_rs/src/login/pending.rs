@@ -121,7 +121,11 @@ pub(crate) async fn begin(
 
 /// Adds `tf_state_token` to a second-factor answer when clients without
 /// cookies may name the sign-in that way.
-pub(crate) fn add_state_token(ctx: &Ctx<'_>, c: &Ceremony<Pending>, payload: &mut Map<String, Value>) {
+pub(crate) fn add_state_token(
+    ctx: &Ctx<'_>,
+    c: &Ceremony<Pending>,
+    payload: &mut Map<String, Value>,
+) {
     if ctx.state.hooks.pending_state_token {
         payload.insert("tf_state_token".into(), Value::String(c.reference.clone()));
     }
@@ -189,15 +193,6 @@ pub(crate) fn forget(ctx: &Ctx<'_>) {
     }
 }
 
-/// Voids the waiting sign-in the session names, if any.
-pub(crate) async fn cancel(ctx: &Ctx<'_>) -> Result<(), DatastoreError> {
-    if let Some(reference) = session::with(ctx.req, |s| s.ceremony.clone()) {
-        ceremonies(ctx)?.cancel(&reference).await?;
-        forget(ctx);
-    }
-    Ok(())
-}
-
 /// What [`complete`] did.
 pub(crate) enum Completed {
     /// Signed in (or refused by the account checks, or not stored).
@@ -223,5 +218,7 @@ pub(crate) async fn complete(
         .identity(&found.user.email)
         .remember(found.ceremony.state.remember)
         .second_factor_passed();
-    Ok(Completed::SignIn(sign_in(ctx, found.user.clone(), &attempt).await))
+    Ok(Completed::SignIn(
+        sign_in(ctx, found.user.clone(), &attempt).await,
+    ))
 }

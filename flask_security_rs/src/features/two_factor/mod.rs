@@ -27,7 +27,7 @@ use serde_json::{Map, Value};
 use super::{Feature, Setup, section_keys, templates};
 use crate::ceremony::{Ceremonies, CeremonyStore};
 use crate::config::ConfigError;
-use crate::datastore::{DatastoreError, User};
+use crate::datastore::{DatastoreError, User, UserField};
 use crate::http::{Ctx, FormErrors, Reply, query_value};
 use crate::login::codes::{self, CodeError, Purpose};
 use crate::login::pending::{self, Pending, Stage};
@@ -166,6 +166,18 @@ fn install(setup: &mut Setup<'_>) -> Result<(), ConfigError> {
     ] {
         ConfigError::positive_secs(key, v)?;
     }
+    for field in [
+        UserField::TfPrimaryMethod,
+        UserField::TfTotpSecret,
+        UserField::TfPhoneNumber,
+    ] {
+        if !setup.datastore().has_field(field) {
+            return Err(ConfigError::new(
+                "two_factor",
+                format!("needs the user model's {field:?} column"),
+            ));
+        }
+    }
     let secrets = setup
         .config
         .totp_secrets
@@ -175,8 +187,7 @@ fn install(setup: &mut Setup<'_>) -> Result<(), ConfigError> {
         .iter()
         .map(|(k, v)| (k.clone(), v.expose().to_string()))
         .collect();
-    let secrets =
-        TotpSecrets::new(&plain).map_err(|e| ConfigError::new("totp_secrets", e))?;
+    let secrets = TotpSecrets::new(&plain).map_err(|e| ConfigError::new("totp_secrets", e))?;
     let issuer = setup
         .config
         .totp_issuer
@@ -188,7 +199,13 @@ fn install(setup: &mut Setup<'_>) -> Result<(), ConfigError> {
             "two_factor_enabled_methods has sms but no SMS sender is set (Security::sms_sender): codes will not be sent"
         );
     }
-    if setup.datastore().clone().extensions().get::<dyn CeremonyStore>().is_none() {
+    if setup
+        .datastore()
+        .clone()
+        .extensions()
+        .get::<dyn CeremonyStore>()
+        .is_none()
+    {
         return Err(ConfigError::new(
             "two_factor",
             "needs a datastore with ceremony storage (CeremonyStore)",
@@ -209,7 +226,11 @@ fn install(setup: &mut Setup<'_>) -> Result<(), ConfigError> {
     setup.login_hook(Hook(tf.clone()));
     setup.manage(tf);
     setup.mount("two_factor_setup", "/tf-setup", setup::routes());
-    setup.mount("two_factor_token_validation", "/tf-validate", validate::routes());
+    setup.mount(
+        "two_factor_token_validation",
+        "/tf-validate",
+        validate::routes(),
+    );
     Ok(())
 }
 
@@ -259,7 +280,11 @@ impl TwoFactor {
 
     /// Whether the request's `tf_validity` cookie vouches for `user`.
     fn validity_ok(&self, ctx: &Ctx<'_>, user: &User) -> bool {
-        let Some(c) = ctx.req.cookies().get(&self.cfg.two_factor_validity_cookie_name) else {
+        let Some(c) = ctx
+            .req
+            .cookies()
+            .get(&self.cfg.two_factor_validity_cookie_name)
+        else {
             return false;
         };
         matches!(self.validity.check(ctx.state, c.value()), LinkCheck::Valid(uid) if uid == user.fs_uniquifier)
@@ -269,7 +294,9 @@ impl TwoFactor {
     fn send_validity(&self, ctx: &Ctx<'_>, user: &User) {
         let token = self.validity.issue(ctx.state, &user.fs_uniquifier);
         let cookie = Cookie::build((self.cfg.two_factor_validity_cookie_name.clone(), token))
-            .max_age(rocket::time::Duration::seconds(self.cfg.two_factor_login_validity))
+            .max_age(rocket::time::Duration::seconds(
+                self.cfg.two_factor_login_validity,
+            ))
             .secure(true)
             .http_only(true)
             .same_site(SameSite::Strict)
@@ -398,11 +425,17 @@ fn illegal_state(ctx: &Ctx<'_>, tf: &TwoFactor) -> Reply {
 
 /// The answer to a failure of the datastore or the throttle while checking
 /// a code.
-fn code_failed(ctx: &Ctx<'_>, e: CodeError, page: impl FnOnce(&Ctx<'_>, &FormErrors) -> Reply) -> Reply {
+fn code_failed(
+    ctx: &Ctx<'_>,
+    e: CodeError,
+    page: impl FnOnce(&Ctx<'_>, &FormErrors) -> Reply,
+) -> Reply {
     match e {
         CodeError::Backend(e) => Reply::failed("checking a code", &e),
         CodeError::Refused(CredentialError::Throttled(d, m)) => ctx.throttled(d, m, page),
-        CodeError::Refused(CredentialError::Refused(m)) => ctx.invalid(&FormErrors::one("code", m), page),
+        CodeError::Refused(CredentialError::Refused(m)) => {
+            ctx.invalid(&FormErrors::one("code", m), page)
+        }
         CodeError::Refused(CredentialError::Busy) => Reply::unavailable(),
         CodeError::Refused(CredentialError::Invalid) => {
             ctx.invalid(&FormErrors::one("code", Msg::TwoFactorInvalidToken), page)
@@ -442,8 +475,14 @@ impl LoginHook for Hook {
         if !tf.cfg.two_factor_always_validate && tf.validity_ok(&ctx, user) {
             return SecondFactor::NotRequired;
         }
-        let stage = if set_up { Stage::Ready } else { Stage::SetupFromLogin };
-        let c = match pending::begin(&ctx, user, Pending::new(user, stage, attempt.remembers())).await {
+        let stage = if set_up {
+            Stage::Ready
+        } else {
+            Stage::SetupFromLogin
+        };
+        let c = match pending::begin(&ctx, user, Pending::new(user, stage, attempt.remembers()))
+            .await
+        {
             Ok(c) => c,
             Err(e) => return SecondFactor::Required(Reply::failed("starting two-factor", &e)),
         };
@@ -459,7 +498,8 @@ impl LoginHook for Hook {
                 let sent = match tf.key(secret).await {
                     Some(key) => {
                         let phone = user.tf_phone_number.as_deref();
-                        tf.send_code(&ctx, user, &key, method, phone, Purpose::SignIn("tf")).await
+                        tf.send_code(&ctx, user, &key, method, phone, Purpose::SignIn("tf"))
+                            .await
                     }
                     None => false,
                 };

@@ -43,9 +43,15 @@ impl Who {
 
 /// The signed-in user (who must be fresh), or the sign-in in progress;
 /// `Ok(None)` when there is neither.
-async fn who(ctx: &Ctx<'_>, form: Option<&FormInput>) -> Result<Result<Option<Who>, Reply>, Status> {
+async fn who(
+    ctx: &Ctx<'_>,
+    form: Option<&FormInput>,
+) -> Result<Result<Option<Who>, Reply>, Status> {
     if authn::current_user(ctx.req).await.is_some() {
-        return ctx.require_user(true).await.map(|u| Ok(Some(Who::Changing(u))));
+        return ctx
+            .require_user(true)
+            .await
+            .map(|u| Ok(Some(Who::Changing(u))));
     }
     let stages = [Stage::SetupFromLogin, Stage::ValidatingProfile];
     Ok(match pending::current(ctx, form, &stages).await {
@@ -86,7 +92,10 @@ fn setup_page(
         c.insert("state_token", &ch.state_token);
         if let Some(key) = ch.key {
             let username = user.username.as_deref().unwrap_or(&user.email);
-            c.insert("authr_qrcode", &qr_svg_data_uri(&otpauth_uri(key, &tf.issuer, username)));
+            c.insert(
+                "authr_qrcode",
+                &qr_svg_data_uri(&otpauth_uri(key, &tf.issuer, username)),
+            );
             c.insert("authr_key", &key.pretty());
             c.insert("authr_username", username);
             c.insert("authr_issuer", &tf.issuer);
@@ -133,7 +142,12 @@ async fn setup_post(
     let user = who.user().clone();
     let mut errors = FormErrors::new();
     let choice = text(&form, "setup", &mut errors);
-    let mut allowed: Vec<&str> = tf.cfg.two_factor_enabled_methods.iter().map(String::as_str).collect();
+    let mut allowed: Vec<&str> = tf
+        .cfg
+        .two_factor_enabled_methods
+        .iter()
+        .map(String::as_str)
+        .collect();
     if allowed.contains(&"email") {
         allowed.push("mail");
     }
@@ -190,7 +204,10 @@ async fn setup_post(
             if let Some(old) = session::with(ctx.req, |s| s.ceremony.clone()) {
                 let _ = setups.cancel(&old).await;
             }
-            match setups.start(u.id, state, now, tf.cfg.two_factor_setup_within).await {
+            match setups
+                .start(u.id, state, now, tf.cfg.two_factor_setup_within)
+                .await
+            {
                 Ok(c) => {
                     session::update(ctx.req, |s| s.ceremony = Some(c.reference.clone()));
                     Some(c.reference)
@@ -223,7 +240,10 @@ async fn setup_post(
             .await
     {
         if ctx.json() {
-            return Ok(Reply::error(Status::InternalServerError, Msg::FailedToSendCode));
+            return Ok(Reply::error(
+                Status::InternalServerError,
+                Msg::FailedToSendCode,
+            ));
         }
         let errors = FormErrors::one("setup", Msg::FailedToSendCode);
         return Ok(setup_page(&ctx, tf, &who, None, &errors));
@@ -238,7 +258,10 @@ async fn setup_post(
         return Ok(setup_page(&ctx, tf, &who, Some(chosen), &FormErrors::new()));
     }
     let mut body = ctx.payload(None);
-    body.insert("tf_state".into(), Value::String(Stage::ValidatingProfile.as_str().into()));
+    body.insert(
+        "tf_state".into(),
+        Value::String(Stage::ValidatingProfile.as_str().into()),
+    );
     body.insert("tf_primary_method".into(), Value::String(method.clone()));
     body.insert("tf_method".into(), Value::String(method.clone()));
     body.insert("tf_state_token".into(), json!(state_token));
@@ -286,7 +309,17 @@ pub(super) async fn finish_setup(
     };
     let attempt = Attempt::new(ctx.req, AuthnMethod::Code).identity(&user.email);
     let window = tf.window(&c.state.method);
-    match codes::check(ctx.state, &attempt, user, &key, code, window, Purpose::Setup).await {
+    match codes::check(
+        ctx.state,
+        &attempt,
+        user,
+        &key,
+        code,
+        window,
+        Purpose::Setup,
+    )
+    .await
+    {
         Ok(true) => {}
         Ok(false) => {
             return Err(ctx.invalid(&FormErrors::one("code", Msg::TwoFactorInvalidToken), page));
@@ -301,10 +334,16 @@ pub(super) async fn finish_setup(
         Ok(false) => return Err(bad_state(ctx)),
         Err(e) => return Err(Reply::failed("finishing a two-factor setup", &e)),
     }
-    if session::with(ctx.req, |s| s.ceremony.as_deref() == Some(c.reference.as_str())) {
+    if session::with(ctx.req, |s| {
+        s.ceremony.as_deref() == Some(c.reference.as_str())
+    }) {
         session::update(ctx.req, |s| s.ceremony = None);
     }
-    let phone = c.state.phone.clone().or_else(|| user.tf_phone_number.clone());
+    let phone = c
+        .state
+        .phone
+        .clone()
+        .or_else(|| user.tf_phone_number.clone());
     let update = UserUpdate::new().two_factor(
         Some(c.state.method.clone()),
         Some(c.state.secret.clone()),

@@ -24,7 +24,13 @@ pub(super) fn routes() -> Vec<Route> {
     routes![validate_get, validate_post, rescue_get, rescue_post]
 }
 
-fn code_page(ctx: &Ctx<'_>, tf: &TwoFactor, found: Option<&Found>, problem: &str, errors: &FormErrors) -> Reply {
+fn code_page(
+    ctx: &Ctx<'_>,
+    tf: &TwoFactor,
+    found: Option<&Found>,
+    problem: &str,
+    errors: &FormErrors,
+) -> Reply {
     let mut c = Context::new();
     c.insert("action", &ctx.req.uri().to_string());
     if let Some(f) = found {
@@ -112,7 +118,10 @@ async fn validate_post(
     let p = &found.ceremony.state;
     let (method, stored) = match p.stage {
         Stage::ValidatingProfile => (p.method.clone(), p.secret.clone()),
-        _ => (found.user.tf_primary_method.clone(), found.user.tf_totp_secret.clone()),
+        _ => (
+            found.user.tf_primary_method.clone(),
+            found.user.tf_totp_secret.clone(),
+        ),
     };
     let (Some(method), Some(stored)) = (method, stored) else {
         return Ok(illegal_state(&ctx, tf));
@@ -130,7 +139,17 @@ async fn validate_post(
         _ => Purpose::SignIn("tf"),
     };
     let window = tf.window(&method);
-    match codes::check(ctx.state, &attempt, &found.user, &key, &code, window, purpose).await {
+    match codes::check(
+        ctx.state,
+        &attempt,
+        &found.user,
+        &key,
+        &code,
+        window,
+        purpose,
+    )
+    .await
+    {
         Ok(true) => {}
         Ok(false) => {
             return Ok(ctx.invalid(&FormErrors::one("code", Msg::TwoFactorInvalidToken), page));
@@ -147,7 +166,9 @@ async fn validate_post(
     let issued = match pending::complete(&ctx, found, AuthnMethod::Code).await {
         Ok(Completed::SignIn(SignIn::Done(issued))) => issued,
         Ok(Completed::SignIn(SignIn::Refused(problem))) => {
-            return Ok(ctx.invalid(&FormErrors::one("", problem), |c, e| code_page(c, tf, None, "", e)));
+            return Ok(ctx.invalid(&FormErrors::one("", problem), |c, e| {
+                code_page(c, tf, None, "", e)
+            }));
         }
         Ok(Completed::SignIn(SignIn::Answer(reply))) => return Ok(reply),
         Ok(Completed::Lost) => return Ok(illegal_state(&ctx, tf)),
@@ -199,7 +220,11 @@ async fn validate_setup(
 }
 
 /// The sign-in in progress at `ready` that `/tf-rescue` helps with.
-async fn rescue_found(ctx: &Ctx<'_>, tf: &TwoFactor, form: Option<&FormInput>) -> Result<Found, Reply> {
+async fn rescue_found(
+    ctx: &Ctx<'_>,
+    tf: &TwoFactor,
+    form: Option<&FormInput>,
+) -> Result<Found, Reply> {
     if let Err(reply) = ctx.anonymous_only().await {
         return Err(reply);
     }
@@ -254,7 +279,14 @@ async fn rescue_post(ctx: Ctx<'_>, tf: &State<Arc<TwoFactor>>, form: FormInput) 
                 Err(e) => return Reply::failed("reading a TOTP secret", &e),
             };
             let sent = tf
-                .send_code(&ctx, &found.user, &key, "email", None, Purpose::SignIn("tf"))
+                .send_code(
+                    &ctx,
+                    &found.user,
+                    &key,
+                    "email",
+                    None,
+                    Purpose::SignIn("tf"),
+                )
                 .await;
             if !sent {
                 if ctx.json() {
