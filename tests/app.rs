@@ -149,6 +149,10 @@ pub struct Options {
     pub clock: Clock,
     /// Login pipeline hooks.
     pub login_hooks: Vec<Arc<dyn LoginHook>>,
+    /// Where SMS codes go.
+    pub sms: Option<flask_security_rs::sms::CapturingSmsSender>,
+    /// Who must use two-factor (`Security::two_factor_required_if`).
+    pub tf_rule: Option<Arc<dyn Fn(&flask_security_rs::User) -> bool + Send + Sync>>,
     /// Create missing tables first (off for an instance on a read-only
     /// database).
     pub migrate: bool,
@@ -265,6 +269,13 @@ pub async fn build(opts: Options) -> Result<Rocket<Build>, String> {
         .seed(seed);
     for hook in &opts.login_hooks {
         security = security.login_hook(hook.clone());
+    }
+    if let Some(sms) = &opts.sms {
+        security = security.sms_sender(sms.clone());
+    }
+    if let Some(rule) = &opts.tf_rule {
+        let rule = rule.clone();
+        security = security.two_factor_required_if(move |u| rule(u));
     }
     Ok(rocket::custom(figment(&opts))
         .manage(db)

@@ -67,6 +67,8 @@ pub async fn setup() -> Setup {
         extra: None,
         clock: Clock::new(),
         login_hooks: Vec::new(),
+        sms: None,
+        tf_rule: None,
         migrate: true,
         outbox_queue: uuid(),
     };
