@@ -19,6 +19,7 @@ mod identity;
 mod input;
 mod login;
 mod outbox;
+mod passwordless;
 mod pipeline;
 mod protected;
 mod recoverable;

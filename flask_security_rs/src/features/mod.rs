@@ -12,6 +12,7 @@ mod change_password;
 mod change_username;
 mod confirm;
 mod login;
+mod passwordless;
 mod recover;
 mod recover_username;
 // Only the code helpers so far; the routes come with the feature.
@@ -55,6 +56,7 @@ pub(crate) const REGISTRY: &[Feature] = &[
     throttle::FEATURE,
     two_factor::FEATURE,
     recovery_codes::FEATURE,
+    passwordless::FEATURE,
 ];
 
 /// Settings the application hands to features through the fairing

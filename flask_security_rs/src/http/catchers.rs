@@ -120,9 +120,12 @@ fn unauthorized(req: &Request<'_>) -> Challenge {
                 );
                 return Challenge(reply, None);
             }
-            let verify = state
-                .map(|s| s.config.url("/verify"))
-                .unwrap_or_else(|| "/verify".into());
+            // Unified sign-in re-authenticates with a passcode at /us-verify.
+            let verify = match state {
+                Some(s) if s.hooks.unified_signin => s.config.url("/us-verify"),
+                Some(s) => s.config.url("/verify"),
+                None => "/verify".into(),
+            };
             Challenge(
                 Reply::redirect(format!("{verify}?next={}", quote_next(&full_path(req)))),
                 None,

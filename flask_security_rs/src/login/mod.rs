@@ -52,6 +52,8 @@ pub enum AuthnMethod {
     Code,
     /// A multi-factor recovery code, in place of a second factor.
     RecoveryCode,
+    /// A mailed sign-in link (passwordless).
+    Passwordless,
 }
 
 impl AuthnMethod {

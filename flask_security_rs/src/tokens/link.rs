@@ -25,6 +25,12 @@ impl LinkPayload for String {
     }
 }
 
+impl LinkPayload for (String,) {
+    fn uid(&self) -> &str {
+        &self.0
+    }
+}
+
 impl<A: Serialize + DeserializeOwned> LinkPayload for (String, A) {
     fn uid(&self) -> &str {
         &self.0
