@@ -764,3 +764,21 @@ async fn wrong_codes_and_recovery_codes_are_throttled() {
         .await;
     assert_eq!(s, Status::TooManyRequests);
 }
+
+#[rocket::async_test]
+async fn select_without_a_choice_to_make_is_denied() {
+    let app = tf_app().await;
+    let (email, pw, _) = app.tf_user().await;
+    assert_eq!(app.login(&email, &pw).await.0, Status::Ok);
+    // One method (no passkeys): the sign-in waits at `ready`, not `select`.
+    for (s, b) in [
+        app.get_json("/tf-select").await,
+        app.post_json("/tf-select", json!({"which": "authenticator"})).await,
+    ] {
+        assert_eq!(s, Status::BadRequest);
+        assert_eq!(
+            b["field_errors"],
+            json!({"": ["You currently do not have permissions to access this page"]})
+        );
+    }
+}

@@ -128,6 +128,7 @@ pub(crate) const FEATURE: Feature = Feature {
     templates: templates!(
         "security/two_factor_setup.html.tera",
         "security/two_factor_verify_code.html.tera",
+        "security/two_factor_select.html.tera",
         "security/email/two_factor_instructions.txt.tera",
         "security/email/two_factor_instructions.html.tera",
         "security/email/two_factor_rescue.txt.tera",

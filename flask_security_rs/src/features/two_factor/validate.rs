@@ -21,7 +21,14 @@ use crate::mail::{self, Outgoing};
 use crate::messages::Msg;
 
 pub(super) fn routes() -> Vec<Route> {
-    routes![validate_get, validate_post, rescue_get, rescue_post]
+    routes![
+        validate_get,
+        validate_post,
+        rescue_get,
+        rescue_post,
+        select_get,
+        select_post
+    ]
 }
 
 fn code_page(
@@ -325,4 +332,99 @@ async fn rescue_post(ctx: Ctx<'_>, tf: &State<Arc<TwoFactor>>, form: FormInput) 
         return code_page(&ctx, tf, Some(&found), &choice, &FormErrors::new());
     }
     rescue_body(&ctx, tf, &found)
+}
+
+/// The methods a sign-in at `select` may pick from (this feature's: the
+/// user's code method).
+fn select_methods(found: &Found) -> Vec<String> {
+    found.user.tf_primary_method.iter().cloned().collect()
+}
+
+fn select_page(ctx: &Ctx<'_>, methods: &[String], errors: &FormErrors) -> Reply {
+    let mut c = Context::new();
+    c.insert("action", &ctx.req.uri().to_string());
+    c.insert("choices", methods);
+    ctx.page("security/two_factor_select.html.tera", c, errors)
+}
+
+/// `/tf-select`: a user with more than one second factor picks one. Only
+/// a sign-in at the `select` stage gets there (passkeys as a second
+/// factor make one); anything else is refused as Flask-Security does.
+#[get("/tf-select")]
+async fn select_get(ctx: Ctx<'_>, tf: &State<Arc<TwoFactor>>) -> Reply {
+    let found = match pending::current(&ctx, None, &[Stage::Select]).await {
+        Ok(Some(f)) => f,
+        Ok(None) => return illegal_state(&ctx, tf),
+        Err(e) => return Reply::failed("reading the sign-in in progress", &e),
+    };
+    let methods = select_methods(&found);
+    if !ctx.json() {
+        return select_page(&ctx, &methods, &FormErrors::new());
+    }
+    let mut body = ctx.payload(None);
+    body.insert("tf_select".into(), Value::Bool(true));
+    body.insert("tf_setup_methods".into(), serde_json::json!(methods));
+    Reply::ok(body)
+}
+
+#[post("/tf-select", data = "<form>")]
+async fn select_post(ctx: Ctx<'_>, tf: &State<Arc<TwoFactor>>, form: FormInput) -> Reply {
+    if let Err(reply) = ctx.unauth_csrf(&form).await {
+        return reply;
+    }
+    let tf: &TwoFactor = tf;
+    let mut found = match pending::current(&ctx, Some(&form), &[Stage::Select]).await {
+        Ok(Some(f)) => f,
+        Ok(None) => return illegal_state(&ctx, tf),
+        Err(e) => return Reply::failed("reading the sign-in in progress", &e),
+    };
+    let methods = select_methods(&found);
+    let mut errors = FormErrors::new();
+    let which = text(&form, "which", &mut errors);
+    let Some(which) = which.filter(|w| methods.contains(w)) else {
+        errors.add("which", Msg::ApiError);
+        return ctx.invalid(&errors, |c, e| select_page(c, &methods, e));
+    };
+    let next = crate::login::pending::Pending {
+        stage: Stage::Ready,
+        ..found.ceremony.state.clone()
+    };
+    match pending::advance(&ctx, &mut found, next).await {
+        Ok(true) => {}
+        Ok(false) => return illegal_state(&ctx, tf),
+        Err(e) => return Reply::failed("choosing a second factor", &e),
+    }
+    if matches!(which.as_str(), "email" | "mail" | "sms") {
+        let key = match user_key(tf, &found.user).await {
+            Ok(k) => k,
+            Err(e) => return Reply::failed("reading a TOTP secret", &e),
+        };
+        let phone = found.user.tf_phone_number.clone();
+        if !tf
+            .send_code(
+                &ctx,
+                &found.user,
+                &key,
+                &which,
+                phone.as_deref(),
+                Purpose::SignIn("tf"),
+            )
+            .await
+        {
+            return Reply::error(Status::InternalServerError, Msg::FailedToSendCode);
+        }
+    }
+    if !ctx.json() {
+        return Reply::redirect(ctx.config().url("/tf-validate"));
+    }
+    let mut body = ctx.payload(None);
+    body.insert("tf_required".into(), Value::Bool(true));
+    body.insert(
+        "tf_state".into(),
+        Value::String(Stage::Ready.as_str().into()),
+    );
+    body.insert("tf_primary_method".into(), Value::String(which.clone()));
+    body.insert("tf_method".into(), Value::String(which));
+    pending::add_state_token(&ctx, &found.ceremony, &mut body);
+    Reply::ok(body)
 }
