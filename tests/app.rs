@@ -126,6 +126,9 @@ async fn revoke_others(
 /// How often a test app looks for writes by other instances (SQLite).
 pub const CHANGE_POLL_SECS: f64 = 0.05;
 
+/// Who must use two-factor.
+pub type TfRule = Arc<dyn Fn(&flask_security_rs::User) -> bool + Send + Sync>;
+
 /// Settings of one test app.
 #[derive(Clone)]
 pub struct Options {
@@ -152,7 +155,7 @@ pub struct Options {
     /// Where SMS codes go.
     pub sms: Option<flask_security_rs::sms::CapturingSmsSender>,
     /// Who must use two-factor (`Security::two_factor_required_if`).
-    pub tf_rule: Option<Arc<dyn Fn(&flask_security_rs::User) -> bool + Send + Sync>>,
+    pub tf_rule: Option<TfRule>,
     /// Create missing tables first (off for an instance on a read-only
     /// database).
     pub migrate: bool,
