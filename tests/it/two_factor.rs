@@ -773,7 +773,8 @@ async fn select_without_a_choice_to_make_is_denied() {
     // One method (no passkeys): the sign-in waits at `ready`, not `select`.
     for (s, b) in [
         app.get_json("/tf-select").await,
-        app.post_json("/tf-select", json!({"which": "authenticator"})).await,
+        app.post_json("/tf-select", json!({"which": "authenticator"}))
+            .await,
     ] {
         assert_eq!(s, Status::BadRequest);
         assert_eq!(

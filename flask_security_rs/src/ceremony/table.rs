@@ -3,6 +3,8 @@
 
 use sea_orm_migration::prelude::*;
 
+use crate::datastore::migration::{bigint_zero, drop_table};
+
 use super::TABLE;
 
 /// Creates `fs_ceremony(id PRIMARY KEY, kind, user_id, data, expires_at)`
@@ -14,14 +16,6 @@ impl MigrationName for CreateFsCeremony {
     fn name(&self) -> &str {
         "m20261202_000001_fs_ceremony"
     }
-}
-
-fn bigint(name: &str) -> ColumnDef {
-    ColumnDef::new(Alias::new(name))
-        .big_integer()
-        .not_null()
-        .default(0)
-        .to_owned()
 }
 
 #[async_trait::async_trait]
@@ -39,9 +33,9 @@ impl MigrationTrait for CreateFsCeremony {
                             .primary_key(),
                     )
                     .col(ColumnDef::new(Alias::new("kind")).string_len(32).not_null())
-                    .col(bigint("user_id"))
+                    .col(bigint_zero("user_id"))
                     .col(ColumnDef::new(Alias::new("data")).text().not_null())
-                    .col(bigint("expires_at"))
+                    .col(bigint_zero("expires_at"))
                     .to_owned(),
             )
             .await?;
@@ -59,13 +53,6 @@ impl MigrationTrait for CreateFsCeremony {
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .drop_table(
-                Table::drop()
-                    .table(Alias::new(TABLE))
-                    .if_exists()
-                    .to_owned(),
-            )
-            .await
+        drop_table(manager, TABLE).await
     }
 }

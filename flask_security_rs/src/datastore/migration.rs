@@ -231,6 +231,24 @@ fn bigint(name: &str) -> ColumnDef {
     ColumnDef::new(Alias::new(name)).big_integer().to_owned()
 }
 
+/// A `BIGINT NOT NULL DEFAULT 0` column (counts and unix times of the
+/// library's own tables).
+pub(crate) fn bigint_zero(name: &str) -> ColumnDef {
+    bigint(name).not_null().default(0).to_owned()
+}
+
+/// Drops `table` if it exists (the `down` of the library's own tables).
+pub(crate) async fn drop_table(manager: &SchemaManager<'_>, table: &str) -> Result<(), DbErr> {
+    manager
+        .drop_table(
+            Table::drop()
+                .table(Alias::new(table))
+                .if_exists()
+                .to_owned(),
+        )
+        .await
+}
+
 /// The statements creating `fs_session` and its index (also run by the
 /// datastore at start).
 pub(crate) fn session_table() -> (TableCreateStatement, IndexCreateStatement) {

@@ -17,9 +17,8 @@ use serde::Deserialize;
 use super::{Feature, Setup, section_keys, templates};
 use crate::ceremony;
 use crate::config::ConfigError;
-use crate::datastore::{Lookup, User};
-use crate::http::{Ctx, FormErrors, FormInput, Param, Reply, text};
-use crate::identity::normalize_email;
+use crate::datastore::User;
+use crate::http::{Ctx, FormErrors, FormInput, Param, Reply};
 use crate::login::{self, Attempt, AuthnMethod, SignIn};
 use crate::mail::{self, Outgoing};
 use crate::messages::{Message, Msg, within_text};
@@ -147,21 +146,8 @@ async fn send_login_post(ctx: Ctx<'_>, pl: &State<Arc<Passwordless>>, form: Form
         return reply;
     }
     let mut errors = FormErrors::new();
-    let email = text(&form, "email", &mut errors);
-    let mut target = None;
-    match &email {
-        None if !errors.has("email") => errors.add("email", Msg::EmailNotProvided),
-        None => {}
-        Some(raw) => match normalize_email(raw) {
-            None => errors.add("email", Msg::InvalidEmailAddress),
-            Some(e) => match ctx.state.datastore.find_user(Lookup::Email(&e)).await {
-                Ok(Some(u)) if !u.active => errors.add("email", Msg::DisabledAccount),
-                Ok(Some(u)) => target = Some(u),
-                Ok(None) => errors.add("email", Msg::UserDoesNotExist),
-                Err(err) => errors.backend_failed("passwordless lookup", &err),
-            },
-        },
-    }
+    // Exists, active, and the features' account checks (confirmed...).
+    let target = crate::identity::mail_target(&ctx, &form, &mut errors).await;
     let errors = crate::identity::hide_account_errors(&ctx, errors);
     if !errors.is_empty() {
         return ctx.invalid(&errors, |c, e| send_page(c, Some(&form), e));

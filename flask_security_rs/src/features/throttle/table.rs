@@ -2,6 +2,8 @@
 
 use sea_orm_migration::prelude::*;
 
+use crate::datastore::migration::{bigint_zero, drop_table};
+
 use super::store::TABLE;
 
 /// Creates `fs_throttle(key PRIMARY KEY, failures, locked_until, updated_at)`
@@ -13,14 +15,6 @@ impl MigrationName for CreateFsThrottle {
     fn name(&self) -> &str {
         "m20261201_000001_fs_throttle"
     }
-}
-
-fn bigint(name: &str) -> ColumnDef {
-    ColumnDef::new(Alias::new(name))
-        .big_integer()
-        .not_null()
-        .default(0)
-        .to_owned()
 }
 
 #[async_trait::async_trait]
@@ -37,9 +31,9 @@ impl MigrationTrait for CreateFsThrottle {
                             .not_null()
                             .primary_key(),
                     )
-                    .col(bigint("failures"))
-                    .col(bigint("locked_until"))
-                    .col(bigint("updated_at"))
+                    .col(bigint_zero("failures"))
+                    .col(bigint_zero("locked_until"))
+                    .col(bigint_zero("updated_at"))
                     .to_owned(),
             )
             .await?;
@@ -57,13 +51,6 @@ impl MigrationTrait for CreateFsThrottle {
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .drop_table(
-                Table::drop()
-                    .table(Alias::new(TABLE))
-                    .if_exists()
-                    .to_owned(),
-            )
-            .await
+        drop_table(manager, TABLE).await
     }
 }
