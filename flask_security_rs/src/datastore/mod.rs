@@ -240,6 +240,9 @@ pub enum Lookup<'a> {
     /// By username, up to case and compatibility form
     /// ([`crate::identity::username_key`]).
     Username(&'a str),
+    /// By `us_phone_number`, exactly as stored (normalised E.164, see
+    /// [`crate::sms::normalize_phone`]).
+    UsPhone(&'a str),
 }
 
 /// A user to create.

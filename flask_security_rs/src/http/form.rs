@@ -98,6 +98,21 @@ impl FormInput {
         self.fields.get(name).and_then(Value::as_str)
     }
 
+    /// A list of strings: a JSON array of strings, or one string (an
+    /// urlencoded form, or JSON); `Ok(empty)` when absent or null.
+    pub fn list(&self, name: &str) -> Result<Vec<String>, NotAString> {
+        match self.fields.get(name) {
+            None | Some(Value::Null) => Ok(Vec::new()),
+            Some(Value::String(s)) if s.trim().is_empty() => Ok(Vec::new()),
+            Some(Value::String(s)) => Ok(vec![s.clone()]),
+            Some(Value::Array(items)) => items
+                .iter()
+                .map(|v| v.as_str().map(str::to_string).ok_or(NotAString))
+                .collect(),
+            Some(_) => Err(NotAString),
+        }
+    }
+
     /// Whether the field was sent as JSON `null`.
     pub fn is_null(&self, name: &str) -> bool {
         matches!(self.fields.get(name), Some(Value::Null))
@@ -150,6 +165,20 @@ impl FormErrors {
     /// Whether there are none.
     pub fn is_empty(&self) -> bool {
         self.fields.is_empty() && !self.unavailable
+    }
+
+    /// Generic-responses mode (Flask-Security's `form_errors_munge`): the
+    /// errors of each listed field are dropped and, when it names one, a
+    /// form-level message takes their place.
+    pub(crate) fn munge(mut self, fields: &[(&str, Option<Msg>)]) -> FormErrors {
+        for (name, replace) in fields {
+            let had = self.has(name);
+            self.fields.retain(|(f, _)| f != name);
+            if had && let Some(m) = replace {
+                self.add("", *m);
+            }
+        }
+        self
     }
 
     /// Whether `field` has an error.
