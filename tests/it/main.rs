@@ -27,4 +27,5 @@ mod sessions;
 mod single_use;
 mod throttle;
 mod token_uniquifier;
+mod unified_signin;
 mod username;

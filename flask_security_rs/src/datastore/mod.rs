@@ -487,6 +487,21 @@ impl UserUpdate {
         self
     }
 
+    /// Sets `us_totp_secrets` (the JSON `{method: encrypted secret}`;
+    /// `None` clears it).
+    #[must_use]
+    pub fn us_totp_secrets(mut self, secrets: Option<String>) -> Self {
+        self.us_totp_secrets = Some(secrets);
+        self
+    }
+
+    /// Sets `us_phone_number` (`None` clears it).
+    #[must_use]
+    pub fn us_phone_number(mut self, phone: Option<String>) -> Self {
+        self.us_phone_number = Some(phone);
+        self
+    }
+
     /// Sets `mf_recovery_codes`.
     #[must_use]
     pub fn recovery_codes(mut self, codes: Option<String>) -> Self {

@@ -225,9 +225,7 @@ async fn rescue_found(
     tf: &TwoFactor,
     form: Option<&FormInput>,
 ) -> Result<Found, Reply> {
-    if let Err(reply) = ctx.anonymous_only().await {
-        return Err(reply);
-    }
+    ctx.anonymous_only().await?;
     match pending::current(ctx, form, &[Stage::Ready]).await {
         Ok(Some(f)) if is_set_up(&f.user) => Ok(f),
         Ok(_) => Err(illegal_state(ctx, tf)),

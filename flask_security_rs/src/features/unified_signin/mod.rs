@@ -341,20 +341,22 @@ impl UnifiedSignin {
         }
     }
 
-    /// Sends `user` a code of `key` by `method` (email, with the magic link
-    /// when `link`; or sms to `phone`). `Purpose::SignIn` codes are ones not
-    /// used yet. `false` (logged) when it could not be sent.
+    /// Sends `user` a code of `key` as `to` says. `Purpose::SignIn` codes
+    /// are ones not used yet. `false` (logged) when it could not be sent.
     async fn send_code(
         &self,
         ctx: &Ctx<'_>,
         user: &User,
         key: &TotpKey,
-        method: &str,
-        phone: Option<&str>,
+        to: Delivery<'_>,
         purpose: Purpose<'_>,
-        link: bool,
     ) -> bool {
         let window = self.cfg.us_token_validity;
+        let Delivery {
+            method,
+            phone,
+            link,
+        } = to;
         let code = match purpose {
             Purpose::SignIn(scope) => {
                 match codes::to_send(ctx.state, user, key, scope, window).await {
@@ -432,13 +434,12 @@ impl UnifiedSignin {
         let digits = passcode.len() == 6 && passcode.bytes().all(|b| b.is_ascii_digit());
         for method in &self.cfg.us_enabled_methods {
             if method == "password" {
-                if user.password.as_deref().is_some_and(|p| !p.is_empty()) {
-                    if login::password_matches(ctx.state, Some(user), passcode)
+                if user.password.as_deref().is_some_and(|p| !p.is_empty())
+                    && login::password_matches(ctx.state, Some(user), passcode)
                         .await
                         .map_err(PasscodeError::Refused)?
-                    {
-                        return Ok(Some(method.clone()));
-                    }
+                {
+                    return Ok(Some(method.clone()));
                 }
                 continue;
             }
@@ -489,6 +490,15 @@ impl UnifiedSignin {
         }
         Ok(None)
     }
+}
+
+/// How a code is sent: `email` (with the magic link when `link`) or
+/// `sms` (to `phone`).
+#[derive(Debug, Clone, Copy)]
+struct Delivery<'a> {
+    method: &'a str,
+    phone: Option<&'a str>,
+    link: bool,
 }
 
 /// Why a passcode could not be checked.

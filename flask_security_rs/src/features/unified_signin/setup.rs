@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::signin::field_required;
-use super::{UnifiedSignin, secrets_column, send_failed, stored_secrets};
+use super::{Delivery, UnifiedSignin, secrets_column, send_failed, stored_secrets};
 use crate::datastore::{DatastoreError, Lookup, User, UserUpdate};
 use crate::http::{Ctx, FormErrors, FormInput, Reply, text};
 use crate::login::codes::{self, CodeError, Purpose};
@@ -192,12 +192,9 @@ async fn setup_post(
         for m in &delete {
             secrets.remove(m);
         }
-        let mut update = UserUpdate {
-            us_totp_secrets: Some(secrets_column(&secrets)),
-            ..UserUpdate::new()
-        };
+        let mut update = UserUpdate::new().us_totp_secrets(secrets_column(&secrets));
         if delete.iter().any(|m| m == "sms") {
-            update.us_phone_number = Some(None);
+            update = update.us_phone_number(None);
             user.us_phone_number = None;
         }
         if let Err(e) = ctx.state.datastore.update_user(user.id, update).await {
@@ -223,10 +220,12 @@ async fn setup_post(
                 &ctx,
                 &user,
                 &key,
-                &method,
-                phone.as_deref(),
+                Delivery {
+                    method: &method,
+                    phone: phone.as_deref(),
+                    link: false,
+                },
                 Purpose::Setup,
-                false,
             )
             .await
     {
@@ -399,13 +398,10 @@ async fn setup_validate(
     };
     let mut secrets = stored_secrets(&fresh);
     secrets.insert(c.state.method.clone(), c.state.secret.clone());
-    let mut update = UserUpdate {
-        us_totp_secrets: Some(secrets_column(&secrets)),
-        ..UserUpdate::new()
-    };
+    let mut update = UserUpdate::new().us_totp_secrets(secrets_column(&secrets));
     let mut phone = fresh.us_phone_number.clone();
     if c.state.method == "sms" {
-        update.us_phone_number = Some(c.state.phone.clone());
+        update = update.us_phone_number(c.state.phone.clone());
         phone = c.state.phone.clone();
     }
     match ctx.state.datastore.update_user(user.id, update).await {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use rocket::http::Status;
 use rocket::{Route, State, get, post, routes};
 
-use super::{PasscodeError, UnifiedSignin, passcode_failed, send_failed, stored_secrets};
+use super::{Delivery, PasscodeError, UnifiedSignin, passcode_failed, send_failed, stored_secrets};
 use crate::authn;
 use crate::datastore::{Lookup, User};
 use crate::http::redirect::{next_param, redirect_allowed, redirect_target};
@@ -303,10 +303,12 @@ async fn send_code(ctx: Ctx<'_>, us: &State<Arc<UnifiedSignin>>, form: FormInput
             &ctx,
             &user,
             &key,
-            &method,
-            user.us_phone_number.as_deref(),
+            Delivery {
+                method: &method,
+                phone: user.us_phone_number.as_deref(),
+                link: true,
+            },
             Purpose::SignIn(&scope),
-            true,
         )
         .await;
     if !sent {

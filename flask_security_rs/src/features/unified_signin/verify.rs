@@ -9,7 +9,7 @@ use rocket_dyn_templates::tera::Context;
 use serde_json::json;
 
 use super::signin::not_a_choice;
-use super::{UnifiedSignin, passcode_failed, send_failed, stored_secrets};
+use super::{Delivery, UnifiedSignin, passcode_failed, send_failed, stored_secrets};
 use crate::authn;
 use crate::datastore::User;
 use crate::http::redirect::{next_param, redirect_allowed, redirect_target};
@@ -147,10 +147,12 @@ async fn verify_send_code(
             &ctx,
             &user,
             &key,
-            &method,
-            user.us_phone_number.as_deref(),
+            Delivery {
+                method: &method,
+                phone: user.us_phone_number.as_deref(),
+                link: false,
+            },
             Purpose::SignIn(&scope),
-            false,
         )
         .await;
     if !sent {
