@@ -97,6 +97,16 @@ impl App {
         .await
     }
 
+    async fn html(&self, path: &str) -> (Status, String) {
+        let r = self
+            .client
+            .get(path.to_string())
+            .header(Header::new("Accept", "text/html"))
+            .dispatch()
+            .await;
+        (r.status(), r.into_string().await.unwrap_or_default())
+    }
+
     async fn signed_in(&self) -> bool {
         self.text("/").await.0 == Status::Ok
     }
@@ -476,4 +486,92 @@ async fn get_us_signin_describes_the_methods() {
     assert_eq!(body["available_methods"], json!(["email", "authenticator"]));
     assert_eq!(body["code_methods"], json!(["email"]));
     assert_eq!(body["identity_attributes"], json!(["email", "username"]));
+}
+
+#[rocket::async_test]
+async fn pages_render() {
+    let app = us_app(us_config()).await;
+    let (status, html) = app.html("/us-signin").await;
+    assert_eq!(status, Status::Ok);
+    assert!(
+        html.contains("us_signin_form") && html.contains("Via email"),
+        "{html}"
+    );
+    let (email, pw) = app.confirmed_user().await;
+    app.login(&email, &pw).await;
+    let (status, html) = app.html("/us-setup").await;
+    assert_eq!(status, Status::Ok);
+    assert!(
+        html.contains("us_setup_form")
+            && html.contains("Currently active sign in options: password."),
+        "{html}"
+    );
+    let (status, html) = app.html("/us-verify").await;
+    assert_eq!(status, Status::Ok);
+    assert!(html.contains("us_verify_form"), "{html}");
+}
+
+#[rocket::async_test]
+async fn generic_responses_hide_unknown_identities() {
+    let mut s = setup().await;
+    s.opts.extra = Some(us_config());
+    s.opts.generic_responses = true;
+    let app = app_with(s, |r| r).await;
+    let unknown = unique_email();
+    let (status, body) = app.us_signin(&unknown, "123456").await;
+    assert_eq!(status, Status::BadRequest);
+    assert_eq!(
+        body["field_errors"],
+        json!({"": ["Authentication failed - identity or password/passcode invalid"]})
+    );
+    let (status, body) = app
+        .post_json(
+            "/us-signin/send-code",
+            json!({"identity": unknown, "chosen_method": "email"}),
+        )
+        .await;
+    assert_eq!(status, Status::Ok, "{body}");
+    assert_eq!(body["code_methods"], json!(["email"]));
+    // A known user with a wrong code: the same answer.
+    let (email, _) = app.confirmed_user().await;
+    let (status, body) = app.us_signin(&email, "123456").await;
+    assert_eq!(status, Status::BadRequest);
+    assert_eq!(
+        body["field_errors"],
+        json!({"": ["Authentication failed - identity or password/passcode invalid"]})
+    );
+}
+
+#[rocket::async_test]
+async fn bad_configuration_is_refused_at_ignition() {
+    for (extra, what) in [
+        (
+            us_config().merge(("security.us_enabled_methods", ["email", "carrier-pigeon"])),
+            "us_enabled_methods",
+        ),
+        (
+            us_config().merge(("security.us_mfa_required", ["webauthn"])),
+            "us_mfa_required",
+        ),
+        (
+            us_config().merge(("security.us_signin_replaces_login", true)),
+            "us_signin_replaces_login",
+        ),
+        (
+            Figment::new()
+                .merge(("security.unified_signin", true))
+                .merge(("security.totp_issuer", "FS Tests")),
+            "totp_secrets",
+        ),
+    ] {
+        let mut s = setup().await;
+        s.opts.extra = Some(extra);
+        let rocket = rocket_for(s.opts).await;
+        // The reason is logged; the fairing fails.
+        let err = rocket.ignite().await.expect_err(what);
+        assert!(
+            matches!(err.kind(), rocket::error::ErrorKind::FailedFairings(_)),
+            "{what}: {err:?}"
+        );
+    }
 }
