@@ -145,6 +145,15 @@ async fn email_setup_then_sign_in_with_the_mailed_code() {
     );
     let (status, _) = app.us_signin(&email, &pw).await;
     assert_eq!(status, Status::BadRequest);
+    // A code may come as a JSON integer (checked, not an API error).
+    let (status, body) = app
+        .post_json("/us-signin", json!({"identity": email, "passcode": 123}))
+        .await;
+    assert_eq!(status, Status::BadRequest);
+    assert_eq!(
+        body["field_errors"],
+        json!({"passcode": ["Password or code submitted is not valid"]})
+    );
     assert!(!app.signed_in().await);
 }
 
@@ -574,4 +583,67 @@ async fn bad_configuration_is_refused_at_ignition() {
             "{what}: {err:?}"
         );
     }
+}
+
+#[rocket::async_test]
+async fn sms_setup_checks_the_phone() {
+    let app = us_app(us_config().merge((
+        "security.us_enabled_methods",
+        ["email", "authenticator", "sms"],
+    )))
+    .await;
+    let admin = flask_security_rs::Admin::of(app.client.rocket()).expect("state");
+    let ds: &dyn UserDatastore = admin.datastore();
+    let (other, _) = app.confirmed_user().await;
+    let other = ds.find_user(Lookup::Email(&other)).await.unwrap().unwrap();
+    let taken = format!("+1650555{:04}", rand::random::<u16>() % 10_000);
+    ds.update_user(
+        other.id,
+        UserUpdate::new().us_phone_number(Some(taken.clone())),
+    )
+    .await
+    .unwrap();
+    let (email, pw) = app.confirmed_user().await;
+    app.login(&email, &pw).await;
+
+    let (status, body) = app
+        .post_json("/us-setup", json!({"chosen_method": "sms", "phone": "12"}))
+        .await;
+    assert_eq!(status, Status::BadRequest);
+    assert_eq!(
+        body["field_errors"],
+        json!({"phone": ["Phone number not valid e.g. missing country code"]})
+    );
+    // The same number in another notation is the same number.
+    let national = format!("({}) {}-{}", &taken[2..5], &taken[5..8], &taken[8..]);
+    let (status, body) = app
+        .post_json(
+            "/us-setup",
+            json!({"chosen_method": "sms", "phone": national}),
+        )
+        .await;
+    assert_eq!(status, Status::BadRequest);
+    assert_eq!(
+        body["field_errors"]["phone"],
+        json!([format!(
+            "Identity attribute 'us_phone_number' with value '{taken}' is already associated with an account."
+        )])
+    );
+    // No SMS sender in this app: the code cannot be sent.
+    let (status, body) = app
+        .post_json(
+            "/us-setup",
+            json!({"chosen_method": "sms", "phone": "+1 650 555 0100"}),
+        )
+        .await;
+    assert_eq!(status, Status::InternalServerError, "{body}");
+    // The phone is an identity once set: a sign-in by it is looked up.
+    app.logout().await;
+    let (status, body) = app.us_signin(&taken, "123456").await;
+    assert_eq!(status, Status::BadRequest);
+    assert_eq!(
+        body["field_errors"],
+        json!({"passcode": ["Password or code submitted is not valid"]}),
+        "{taken} names a user"
+    );
 }

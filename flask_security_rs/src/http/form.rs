@@ -79,6 +79,15 @@ impl FormInput {
         }
     }
 
+    /// A text field that may also be a JSON integer (a one-time code, as
+    /// Flask-Security's `IsStringOrInt` accepts): the integer as text.
+    pub fn text_or_int(&self, name: &str) -> Result<Option<String>, NotAString> {
+        match self.fields.get(name) {
+            Some(Value::Number(n)) if n.is_u64() || n.is_i64() => Ok(Some(n.to_string())),
+            _ => self.text(name),
+        }
+    }
+
     /// A boolean field: JSON booleans, or form values like "y", "on", "true".
     pub fn boolean(&self, name: &str) -> Result<Option<bool>, NotAString> {
         match self.fields.get(name) {
@@ -214,6 +223,18 @@ impl FormErrors {
 /// Reads a text field, recording `API_ERROR` when it is not a string.
 pub(crate) fn text(form: &FormInput, name: &str, errors: &mut FormErrors) -> Option<String> {
     match form.text(name) {
+        Ok(v) => v,
+        Err(NotAString) => {
+            errors.add(name, Msg::ApiError);
+            None
+        }
+    }
+}
+
+/// Reads a text-or-integer field ([`FormInput::text_or_int`]), recording
+/// `API_ERROR` when it is neither.
+pub(crate) fn code_text(form: &FormInput, name: &str, errors: &mut FormErrors) -> Option<String> {
+    match form.text_or_int(name) {
         Ok(v) => v,
         Err(NotAString) => {
             errors.add(name, Msg::ApiError);

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use super::signin::field_required;
 use super::{Delivery, UnifiedSignin, secrets_column, send_failed, stored_secrets};
 use crate::datastore::{DatastoreError, Lookup, User, UserUpdate};
-use crate::http::{Ctx, FormErrors, FormInput, Reply, text};
+use crate::http::{Ctx, FormErrors, FormInput, Reply, code_text, text};
 use crate::login::codes::{self, CodeError, Purpose};
 use crate::login::{Attempt, AuthnMethod, CredentialError};
 use crate::messages::{Message, Msg, within_text};
@@ -342,7 +342,7 @@ async fn setup_validate(
         Reply::redirect(ctx.config().url("/us-setup"))
     };
     let mut errors = FormErrors::new();
-    let Some(code) = text(&form, "passcode", &mut errors) else {
+    let Some(code) = code_text(&form, "passcode", &mut errors) else {
         if !errors.has("passcode") {
             errors.add("passcode", field_required());
         }

@@ -11,7 +11,7 @@ use super::{Delivery, PasscodeError, UnifiedSignin, passcode_failed, send_failed
 use crate::authn;
 use crate::datastore::{Lookup, User};
 use crate::http::redirect::{next_param, redirect_allowed, redirect_target};
-use crate::http::{Ctx, FormErrors, FormInput, Param, Reply, query_value, text};
+use crate::http::{Ctx, FormErrors, FormInput, Param, Reply, code_text, query_value, text};
 use crate::login::codes::{self, Purpose};
 use crate::login::{self, Attempt, AuthnMethod, CheckOrder, SignIn, pending};
 use crate::messages::{Category, Message, Msg};
@@ -95,7 +95,7 @@ fn read_signin(
     if identity.is_none() && !errors.has("identity") {
         errors.add("identity", field_required());
     }
-    let passcode = text(form, "passcode", &mut errors);
+    let passcode = code_text(form, "passcode", &mut errors);
     let chosen = text(form, "chosen_method", &mut errors);
     if let Some(m) = &chosen
         && !matches!(m.as_str(), "email" | "sms")
@@ -244,7 +244,7 @@ async fn send_code(ctx: Ctx<'_>, us: &State<Arc<UnifiedSignin>>, form: FormInput
         }
         _ => {}
     }
-    let _ = text(&form, "passcode", &mut errors);
+    let _ = code_text(&form, "passcode", &mut errors);
     let chosen_str = chosen.clone();
     let page =
         |c: &Ctx<'_>, e: &FormErrors| signin_page(c, us, Some(&form), chosen_str.as_deref(), e);

@@ -13,7 +13,7 @@ use super::{Delivery, UnifiedSignin, passcode_failed, send_failed, stored_secret
 use crate::authn;
 use crate::datastore::User;
 use crate::http::redirect::{next_param, redirect_allowed, redirect_target};
-use crate::http::{Ctx, FormErrors, FormInput, Reply, query_value, text};
+use crate::http::{Ctx, FormErrors, FormInput, Reply, code_text, query_value, text};
 use crate::login::codes::Purpose;
 use crate::login::{self, Attempt, AuthnMethod};
 use crate::messages::Msg;
@@ -64,7 +64,7 @@ async fn verify_post(
     let us: &UnifiedSignin = us;
     let page = |c: &Ctx<'_>, e: &FormErrors| verify_page(c, us, &user, None, e);
     let mut errors = FormErrors::new();
-    let passcode = text(&form, "passcode", &mut errors);
+    let passcode = code_text(&form, "passcode", &mut errors);
     let next = next_param(&form, ctx.req, &mut errors);
     if let Some(n) = &next
         && !redirect_allowed(ctx.req, n)
