@@ -452,3 +452,22 @@ pub fn cheap_hashing(fig: rocket::figment::Figment) -> rocket::figment::Figment 
         1,
     ))
 }
+
+/// RFC 6238 (SHA1, 6 digits, 30 s) code of base32 `key` at unix `t`,
+/// computed here, independently of the library.
+pub fn totp(key: &str, t: i64) -> String {
+    use hmac::{Hmac, Mac};
+    let raw = base32::decode(base32::Alphabet::Rfc4648 { padding: false }, key).expect("base32");
+    let mut mac = Hmac::<sha1::Sha1>::new_from_slice(&raw).expect("key");
+    mac.update(&(t.div_euclid(30) as u64).to_be_bytes());
+    let h = mac.finalize().into_bytes();
+    let off = (h[19] & 0x0f) as usize;
+    let bin = u32::from_be_bytes([h[off] & 0x7f, h[off + 1], h[off + 2], h[off + 3]]);
+    format!("{:06}", bin % 1_000_000)
+}
+
+/// The six-digit code after `code: ` in a mail's text.
+pub fn code_in(text: &str) -> String {
+    let i = text.find("code: ").expect("a code in the mail") + 6;
+    text[i..i + 6].to_string()
+}

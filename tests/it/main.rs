@@ -29,4 +29,5 @@ mod single_use;
 mod throttle;
 mod token_uniquifier;
 mod two_factor;
+mod unified_signin;
 mod username;

@@ -123,9 +123,7 @@ async fn the_second_factor_still_applies() {
     assert_eq!(location(&r).0, "/");
     let (s, b) = app.post_json("/tf-setup", json!({"setup": "email"})).await;
     assert_eq!(s, Status::Ok, "{b}");
-    let mail = app.mail(&email, "Two-Factor Login").await;
-    let i = mail.text.find("code: ").unwrap() + 6;
-    let code = mail.text[i..i + 6].to_string();
+    let code = code_in(&app.mail(&email, "Two-Factor Login").await.text);
     assert_eq!(
         app.post_json("/tf-validate", json!({"code": code})).await.0,
         Status::Ok

@@ -9,7 +9,6 @@ use std::sync::Arc;
 
 use flask_security_rs::sms::CapturingSmsSender;
 use futures::future::join_all;
-use hmac::{Hmac, Mac};
 use rocket::figment::Figment;
 use rocket::http::{ContentType, Cookie, Header, Status};
 use rocket::local::asynchronous::Client;
@@ -18,17 +17,6 @@ use serde_json::{Value, json};
 use crate::common::*;
 
 const N: usize = 12;
-
-/// RFC 6238 (SHA1, 6 digits, 30 s) code of base32 `key` at unix `t`.
-fn totp(key: &str, t: i64) -> String {
-    let raw = base32::decode(base32::Alphabet::Rfc4648 { padding: false }, key).expect("base32");
-    let mut mac = Hmac::<sha1::Sha1>::new_from_slice(&raw).unwrap();
-    mac.update(&(t.div_euclid(30) as u64).to_be_bytes());
-    let h = mac.finalize().into_bytes();
-    let off = (h[19] & 0x0f) as usize;
-    let bin = u32::from_be_bytes([h[off] & 0x7f, h[off + 1], h[off + 2], h[off + 3]]);
-    format!("{:06}", bin % 1_000_000)
-}
 
 /// A six-digit code that is none of `valid`.
 fn wrong_code(valid: &[String]) -> String {
@@ -331,11 +319,6 @@ async fn email_method_sends_a_new_code_after_one_was_used() {
         used.push(code);
         app.logout().await;
     }
-}
-
-fn code_in(text: &str) -> String {
-    let i = text.find("code: ").expect("a code in the mail") + 6;
-    text[i..i + 6].to_string()
 }
 
 #[rocket::async_test]

@@ -240,7 +240,9 @@ pub fn security_figment(opts: &Options) -> Figment {
         ))
         .merge(("security.totp_issuer", "FS Conformance"))
         .merge(("security.totp_secrets", opts.totp_secrets.clone()))
-        .merge(("security.multi_factor_recovery_codes", true));
+        .merge(("security.multi_factor_recovery_codes", true))
+        .merge(("security.unified_signin", true))
+        .merge(("security.us_enabled_methods", ["email", "authenticator"]));
     if opts.spa {
         fig = fig
             .merge(("security.flash_messages", false))

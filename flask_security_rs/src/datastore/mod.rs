@@ -240,6 +240,9 @@ pub enum Lookup<'a> {
     /// By username, up to case and compatibility form
     /// ([`crate::identity::username_key`]).
     Username(&'a str),
+    /// By `us_phone_number`, exactly as stored (normalised E.164, see
+    /// [`crate::sms::normalize_phone`]).
+    UsPhone(&'a str),
 }
 
 /// A user to create.
@@ -481,6 +484,21 @@ impl UserUpdate {
         self.tf_primary_method = Some(method);
         self.tf_totp_secret = Some(secret);
         self.tf_phone_number = Some(phone);
+        self
+    }
+
+    /// Sets `us_totp_secrets` (the JSON `{method: encrypted secret}`;
+    /// `None` clears it).
+    #[must_use]
+    pub fn us_totp_secrets(mut self, secrets: Option<String>) -> Self {
+        self.us_totp_secrets = Some(secrets);
+        self
+    }
+
+    /// Sets `us_phone_number` (`None` clears it).
+    #[must_use]
+    pub fn us_phone_number(mut self, phone: Option<String>) -> Self {
+        self.us_phone_number = Some(phone);
         self
     }
 

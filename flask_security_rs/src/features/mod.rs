@@ -20,6 +20,7 @@ mod recovery_codes;
 mod register;
 pub(crate) mod throttle;
 mod two_factor;
+mod unified_signin;
 
 pub(crate) use two_factor::TwoFactorRule;
 
@@ -57,6 +58,7 @@ pub(crate) const REGISTRY: &[Feature] = &[
     two_factor::FEATURE,
     recovery_codes::FEATURE,
     passwordless::FEATURE,
+    unified_signin::FEATURE,
 ];
 
 /// Settings the application hands to features through the fairing
@@ -187,6 +189,13 @@ impl<'a> Setup<'a> {
     /// second factor by a `tf_state_token` in the JSON.
     pub fn pending_state_token(&mut self) {
         self.hooks.pending_state_token = true;
+    }
+
+    /// Says in the 401 `reauth_required` answers that unified sign-in is
+    /// on (`unified_signin_enabled`), and sends HTML re-authentication to
+    /// `/us-verify`.
+    pub fn unified_signin(&mut self) {
+        self.hooks.unified_signin = true;
     }
 
     /// A setting the application gave the fairing (see

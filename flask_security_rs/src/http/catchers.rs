@@ -120,12 +120,14 @@ fn unauthorized(req: &Request<'_>) -> Challenge {
                 );
                 return Challenge(reply, None);
             }
-            // Unified sign-in re-authenticates with a passcode at /us-verify.
-            let verify = match state {
-                Some(s) if s.hooks.unified_signin => s.config.url("/us-verify"),
-                Some(s) => s.config.url("/verify"),
-                None => "/verify".into(),
+            let path = if state.is_some_and(|s| s.hooks.unified_signin && s.config.freshness >= 0) {
+                "/us-verify"
+            } else {
+                "/verify"
             };
+            let verify = state
+                .map(|s| s.config.url(path))
+                .unwrap_or_else(|| path.into());
             Challenge(
                 Reply::redirect(format!("{verify}?next={}", quote_next(&full_path(req)))),
                 None,

@@ -79,6 +79,15 @@ impl FormInput {
         }
     }
 
+    /// A text field that may also be a JSON integer (a one-time code, as
+    /// Flask-Security's `IsStringOrInt` accepts): the integer as text.
+    pub fn text_or_int(&self, name: &str) -> Result<Option<String>, NotAString> {
+        match self.fields.get(name) {
+            Some(Value::Number(n)) if n.is_u64() || n.is_i64() => Ok(Some(n.to_string())),
+            _ => self.text(name),
+        }
+    }
+
     /// A boolean field: JSON booleans, or form values like "y", "on", "true".
     pub fn boolean(&self, name: &str) -> Result<Option<bool>, NotAString> {
         match self.fields.get(name) {
@@ -96,6 +105,21 @@ impl FormInput {
     /// A string field as sent, blank or not.
     pub fn text_or_blank(&self, name: &str) -> Option<&str> {
         self.fields.get(name).and_then(Value::as_str)
+    }
+
+    /// A list of strings: a JSON array of strings, or one string (an
+    /// urlencoded form, or JSON); `Ok(empty)` when absent or null.
+    pub fn list(&self, name: &str) -> Result<Vec<String>, NotAString> {
+        match self.fields.get(name) {
+            None | Some(Value::Null) => Ok(Vec::new()),
+            Some(Value::String(s)) if s.trim().is_empty() => Ok(Vec::new()),
+            Some(Value::String(s)) => Ok(vec![s.clone()]),
+            Some(Value::Array(items)) => items
+                .iter()
+                .map(|v| v.as_str().map(str::to_string).ok_or(NotAString))
+                .collect(),
+            Some(_) => Err(NotAString),
+        }
     }
 
     /// Whether the field was sent as JSON `null`.
@@ -152,6 +176,20 @@ impl FormErrors {
         self.fields.is_empty() && !self.unavailable
     }
 
+    /// Generic-responses mode (Flask-Security's `form_errors_munge`): the
+    /// errors of each listed field are dropped and, when it names one, a
+    /// form-level message takes their place.
+    pub(crate) fn munge(mut self, fields: &[(&str, Option<Msg>)]) -> FormErrors {
+        for (name, replace) in fields {
+            let had = self.has(name);
+            self.fields.retain(|(f, _)| f != name);
+            if had && let Some(m) = replace {
+                self.add("", *m);
+            }
+        }
+        self
+    }
+
     /// Whether `field` has an error.
     pub fn has(&self, field: &str) -> bool {
         self.fields.iter().any(|(f, _)| f == field)
@@ -185,6 +223,18 @@ impl FormErrors {
 /// Reads a text field, recording `API_ERROR` when it is not a string.
 pub(crate) fn text(form: &FormInput, name: &str, errors: &mut FormErrors) -> Option<String> {
     match form.text(name) {
+        Ok(v) => v,
+        Err(NotAString) => {
+            errors.add(name, Msg::ApiError);
+            None
+        }
+    }
+}
+
+/// Reads a text-or-integer field ([`FormInput::text_or_int`]), recording
+/// `API_ERROR` when it is neither.
+pub(crate) fn code_text(form: &FormInput, name: &str, errors: &mut FormErrors) -> Option<String> {
+    match form.text_or_int(name) {
         Ok(v) => v,
         Err(NotAString) => {
             errors.add(name, Msg::ApiError);

@@ -15,7 +15,7 @@ use rocket::request::Request;
 pub use catchers::catchers;
 pub(crate) use ctx::Ctx;
 pub(crate) use form::{BadBody, FormErrors, FormInput};
-pub(crate) use form::{password_pair, text};
+pub(crate) use form::{code_text, password_pair, text};
 pub(crate) use methods::method_routes;
 pub use reply::Reply;
 pub(crate) use reply::{Page, Param};

@@ -52,8 +52,26 @@ pub(crate) async fn check(
     gate(state, attempt, Some(user))
         .await
         .map_err(CodeError::Refused)?;
+    let good = matches(state, user, key, code, window, purpose).await?;
+    if !good {
+        failed(state, attempt, Some(user)).await;
+    }
+    Ok(good)
+}
+
+/// Whether `code` is right for `key` (and, signing in, not used yet: it is
+/// claimed now), without the hooks: the caller runs the throttling gate
+/// first and reports a failure (see [`check`], which does both).
+pub(crate) async fn matches(
+    state: &SecurityState,
+    user: &User,
+    key: &TotpKey,
+    code: &str,
+    window: i64,
+    purpose: Purpose<'_>,
+) -> Result<bool, DatastoreError> {
     let now = state.clock.now_secs();
-    let good = match key.verify(code, now, window) {
+    Ok(match key.verify(code, now, window) {
         None => false,
         Some(step) => match purpose {
             Purpose::Setup => true,
@@ -70,11 +88,7 @@ pub(crate) async fn check(
                 .await?
             }
         },
-    };
-    if !good {
-        failed(state, attempt, Some(user)).await;
-    }
-    Ok(good)
+    })
 }
 
 /// The code to send `user` for signing in under `scope`: that of the first

@@ -54,6 +54,9 @@ pub enum AuthnMethod {
     RecoveryCode,
     /// A mailed sign-in link (passwordless).
     Passwordless,
+    /// Identity and passcode (a password, or a code of a set-up method) at
+    /// `/us-signin`, or the magic link of a mailed code.
+    UnifiedSignin,
 }
 
 impl AuthnMethod {
@@ -285,6 +288,23 @@ pub(crate) async fn check_password(
     password: &str,
 ) -> Result<(), CredentialError> {
     gate(state, attempt, user).await?;
+    if password_matches(state, user, password).await? {
+        Ok(())
+    } else {
+        failed(state, attempt, user).await;
+        Err(CredentialError::Invalid)
+    }
+}
+
+/// Whether `password` is `user`'s, without the hooks (the caller runs
+/// [`gate`] first and reports a failure to [`failed`]): verified off the
+/// executor, a dummy hash for no user or no password, re-hashed when stored
+/// in an old scheme. `Err(Busy)` when every hashing slot stayed busy.
+pub(crate) async fn password_matches(
+    state: &SecurityState,
+    user: Option<&User>,
+    password: &str,
+) -> Result<bool, CredentialError> {
     let stored = user
         .and_then(|u| u.password.clone())
         .filter(|p| !p.is_empty());
@@ -294,7 +314,7 @@ pub(crate) async fn check_password(
     }
     .map_err(|_| CredentialError::Busy)?;
     match (verdict, user) {
-        (Verified::Yes, Some(_)) => Ok(()),
+        (Verified::Yes, Some(_)) => Ok(true),
         (Verified::YesNeedsRehash, Some(u)) => {
             if let Ok(h) = state.passwords.hash(password).await
                 && let Err(e) = state
@@ -304,12 +324,9 @@ pub(crate) async fn check_password(
             {
                 log::error!("storing re-hashed password failed: {e}");
             }
-            Ok(())
+            Ok(true)
         }
-        _ => {
-            failed(state, attempt, user).await;
-            Err(CredentialError::Invalid)
-        }
+        _ => Ok(false),
     }
 }
 

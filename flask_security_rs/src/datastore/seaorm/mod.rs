@@ -567,7 +567,8 @@ where
         if let Lookup::Uniquifier(v)
         | Lookup::TokenUniquifier(v)
         | Lookup::Email(v)
-        | Lookup::Username(v) = by
+        | Lookup::Username(v)
+        | Lookup::UsPhone(v) = by
             && v.contains('\0')
         {
             return Ok(None);
@@ -582,6 +583,7 @@ where
             },
             Lookup::Email(e) => return self.find_by_identity(Kind::Email, e).await,
             Lookup::Username(n) => return self.find_by_identity(Kind::Username, n).await,
+            Lookup::UsPhone(p) => col(UserField::UsPhoneNumber)?.eq(p),
         };
         self.load_user(cond).await
     }
