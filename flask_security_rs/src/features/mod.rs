@@ -81,6 +81,13 @@ impl AppSettings {
     }
 }
 
+/// See [`Setup::code_kit`].
+pub(crate) struct CodeKit {
+    pub secrets: Arc<crate::totp::TotpSecrets>,
+    pub issuer: String,
+    pub sms: Option<Arc<dyn crate::sms::SmsSender>>,
+}
+
 /// Adds a feature's state to the Rocket being built.
 pub(crate) type Manage = Box<dyn FnOnce(Rocket<Build>) -> Rocket<Build> + Send>;
 
@@ -202,6 +209,65 @@ impl<'a> Setup<'a> {
     /// [`Security::setting`](crate::Security)), by type.
     pub fn app<T: Send + Sync + 'static>(&self) -> Option<Arc<T>> {
         self.app.get::<T>()
+    }
+
+    /// What a feature signing in with one-time codes needs, checked at
+    /// ignition: the user model's `fields`, ceremony storage, `totp_secrets`
+    /// and `totp_issuer`, and the application's SMS sender (a warning when
+    /// `sms` is wanted and none is set). `feature` names the switch in errors.
+    pub(crate) fn code_kit(
+        &self,
+        feature: &'static str,
+        fields: &[crate::datastore::UserField],
+        sms_wanted: bool,
+    ) -> Result<CodeKit, ConfigError> {
+        for field in fields {
+            if !self.datastore.has_field(*field) {
+                return Err(ConfigError::new(
+                    feature,
+                    format!("needs the user model's {field:?} column"),
+                ));
+            }
+        }
+        if self
+            .datastore
+            .clone()
+            .extensions()
+            .get::<dyn crate::ceremony::CeremonyStore>()
+            .is_none()
+        {
+            return Err(ConfigError::new(
+                feature,
+                "needs a datastore with ceremony storage (CeremonyStore)",
+            ));
+        }
+        let secrets =
+            self.config.totp_secrets.as_ref().ok_or_else(|| {
+                ConfigError::new("totp_secrets", format!("is required by {feature}"))
+            })?;
+        let plain = secrets
+            .iter()
+            .map(|(k, v)| (k.clone(), v.expose().to_string()))
+            .collect();
+        let secrets = crate::totp::TotpSecrets::new(&plain)
+            .map_err(|e| ConfigError::new("totp_secrets", e))?;
+        let issuer =
+            self.config.totp_issuer.clone().ok_or_else(|| {
+                ConfigError::new("totp_issuer", format!("is required by {feature}"))
+            })?;
+        let sms = self
+            .app::<Arc<dyn crate::sms::SmsSender>>()
+            .map(|s| (*s).clone());
+        if sms_wanted && sms.is_none() {
+            log::warn!(
+                "{feature} has the sms method but no SMS sender is set (Security::sms_sender): codes will not be sent"
+            );
+        }
+        Ok(CodeKit {
+            secrets: Arc::new(secrets),
+            issuer,
+            sms,
+        })
     }
 
     /// What the features installed.

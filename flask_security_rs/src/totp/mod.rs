@@ -190,6 +190,59 @@ pub(crate) fn qr_svg_data_uri(uri: &str) -> Option<String> {
     ))
 }
 
+/// What setting an authenticator app up shows a user: the key (grouped
+/// and plain base32), the account name, the issuer and the `otpauth://` URI.
+pub(crate) struct AuthenticatorSetup {
+    key: String,
+    b32key: String,
+    username: String,
+    issuer: String,
+    uri: String,
+}
+
+impl AuthenticatorSetup {
+    /// For `user` (its username, else its email, names the account).
+    pub(crate) fn new(key: &TotpKey, issuer: &str, user: &crate::datastore::User) -> Self {
+        let username = user.username.as_deref().unwrap_or(&user.email).to_string();
+        AuthenticatorSetup {
+            key: key.pretty(),
+            b32key: key.b32(),
+            uri: otpauth_uri(key, issuer, &username),
+            username,
+            issuer: issuer.to_string(),
+        }
+    }
+
+    /// Into a JSON answer as `<prefix>authr_key`, `_b32key`, `_username`,
+    /// `_issuer`, `_uri` (`tf_` for two-factor, none for unified sign-in).
+    pub(crate) fn to_json(
+        &self,
+        prefix: &str,
+        body: &mut serde_json::Map<String, serde_json::Value>,
+    ) {
+        for (k, v) in [
+            ("key", &self.key),
+            ("b32key", &self.b32key),
+            ("username", &self.username),
+            ("issuer", &self.issuer),
+            ("uri", &self.uri),
+        ] {
+            body.insert(
+                format!("{prefix}authr_{k}"),
+                serde_json::Value::String(v.clone()),
+            );
+        }
+    }
+
+    /// Into a page's context, with the QR code of the URI (`authr_qrcode`).
+    pub(crate) fn to_page(&self, c: &mut rocket_dyn_templates::tera::Context) {
+        c.insert("authr_qrcode", &qr_svg_data_uri(&self.uri));
+        c.insert("authr_key", &self.key);
+        c.insert("authr_username", &self.username);
+        c.insert("authr_issuer", &self.issuer);
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {

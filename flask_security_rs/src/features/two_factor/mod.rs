@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::{Feature, Setup, section_keys, templates};
-use crate::ceremony::{Ceremonies, CeremonyStore};
+use crate::ceremony::Ceremonies;
 use crate::config::ConfigError;
 use crate::datastore::{DatastoreError, User, UserField};
 use crate::http::{Ctx, FormErrors, Reply, query_value};
@@ -167,51 +167,15 @@ fn install(setup: &mut Setup<'_>) -> Result<(), ConfigError> {
     ] {
         ConfigError::positive_secs(key, v)?;
     }
-    for field in [
-        UserField::TfPrimaryMethod,
-        UserField::TfTotpSecret,
-        UserField::TfPhoneNumber,
-    ] {
-        if !setup.datastore().has_field(field) {
-            return Err(ConfigError::new(
-                "two_factor",
-                format!("needs the user model's {field:?} column"),
-            ));
-        }
-    }
-    let secrets = setup
-        .config
-        .totp_secrets
-        .as_ref()
-        .ok_or_else(|| ConfigError::new("totp_secrets", "is required by two_factor"))?;
-    let plain = secrets
-        .iter()
-        .map(|(k, v)| (k.clone(), v.expose().to_string()))
-        .collect();
-    let secrets = TotpSecrets::new(&plain).map_err(|e| ConfigError::new("totp_secrets", e))?;
-    let issuer = setup
-        .config
-        .totp_issuer
-        .clone()
-        .ok_or_else(|| ConfigError::new("totp_issuer", "is required by two_factor"))?;
-    let sms = setup.app::<Arc<dyn SmsSender>>().map(|s| (*s).clone());
-    if cfg.two_factor_enabled_methods.iter().any(|m| m == "sms") && sms.is_none() {
-        log::warn!(
-            "two_factor_enabled_methods has sms but no SMS sender is set (Security::sms_sender): codes will not be sent"
-        );
-    }
-    if setup
-        .datastore()
-        .clone()
-        .extensions()
-        .get::<dyn CeremonyStore>()
-        .is_none()
-    {
-        return Err(ConfigError::new(
-            "two_factor",
-            "needs a datastore with ceremony storage (CeremonyStore)",
-        ));
-    }
+    let kit = setup.code_kit(
+        "two_factor",
+        &[
+            UserField::TfPrimaryMethod,
+            UserField::TfTotpSecret,
+            UserField::TfPhoneNumber,
+        ],
+        cfg.two_factor_enabled_methods.iter().any(|m| m == "sms"),
+    )?;
     if cfg.two_factor_state_token {
         setup.pending_state_token();
     }
@@ -219,9 +183,9 @@ fn install(setup: &mut Setup<'_>) -> Result<(), ConfigError> {
         validity: SignedLink::new(&cfg.two_factor_validity_salt, cfg.two_factor_login_validity),
         rule: setup.app::<TwoFactorRule>().map(|r| (*r).clone()),
         phone_region: setup.config.phone_region_default.clone(),
-        secrets: Arc::new(secrets),
-        issuer,
-        sms,
+        secrets: kit.secrets,
+        issuer: kit.issuer,
+        sms: kit.sms,
         cfg,
     });
     setup.login_hook(Hook(tf.clone()));

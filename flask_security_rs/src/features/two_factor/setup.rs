@@ -18,7 +18,7 @@ use crate::login::codes::{self, Purpose};
 use crate::login::pending::{self, Found, Pending, Stage};
 use crate::login::{Attempt, AuthnMethod};
 use crate::messages::Msg;
-use crate::totp::{TotpKey, otpauth_uri, qr_svg_data_uri};
+use crate::totp::{AuthenticatorSetup, TotpKey};
 
 pub(super) fn routes() -> Vec<Route> {
     routes![setup_get, setup_post, setup_validate]
@@ -91,14 +91,7 @@ fn setup_page(
         c.insert("code_action", &code_action);
         c.insert("state_token", &ch.state_token);
         if let Some(key) = ch.key {
-            let username = user.username.as_deref().unwrap_or(&user.email);
-            c.insert(
-                "authr_qrcode",
-                &qr_svg_data_uri(&otpauth_uri(key, &tf.issuer, username)),
-            );
-            c.insert("authr_key", &key.pretty());
-            c.insert("authr_username", username);
-            c.insert("authr_issuer", &tf.issuer);
+            AuthenticatorSetup::new(key, &tf.issuer, user).to_page(&mut c);
         }
     }
     ctx.page("security/two_factor_setup.html.tera", c, errors)
@@ -266,15 +259,7 @@ async fn setup_post(
     body.insert("tf_method".into(), Value::String(method.clone()));
     body.insert("tf_state_token".into(), json!(state_token));
     if method == "authenticator" {
-        let username = user.username.as_deref().unwrap_or(&user.email);
-        body.insert("tf_authr_key".into(), Value::String(key.pretty()));
-        body.insert("tf_authr_b32key".into(), Value::String(key.b32()));
-        body.insert("tf_authr_username".into(), Value::String(username.into()));
-        body.insert("tf_authr_issuer".into(), Value::String(tf.issuer.clone()));
-        body.insert(
-            "tf_authr_uri".into(),
-            Value::String(otpauth_uri(&key, &tf.issuer, username)),
-        );
+        AuthenticatorSetup::new(&key, &tf.issuer, &user).to_json("tf_", &mut body);
     }
     Ok(Reply::ok(body))
 }

@@ -32,7 +32,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::{Feature, Setup, section_keys, templates};
-use crate::ceremony::{Ceremonies, CeremonyStore};
+use crate::ceremony::Ceremonies;
 use crate::config::ConfigError;
 use crate::datastore::{DatastoreError, Lookup, User, UserField};
 use crate::http::{Ctx, FormErrors, Reply};
@@ -151,54 +151,18 @@ fn install(setup: &mut Setup<'_>) -> Result<(), ConfigError> {
     }
     ConfigError::positive_secs("us_setup_within", cfg.us_setup_within)?;
     ConfigError::positive_secs("us_token_validity", cfg.us_token_validity)?;
-    for field in [UserField::UsTotpSecrets, UserField::UsPhoneNumber] {
-        if !setup.datastore().has_field(field) {
-            return Err(ConfigError::new(
-                "unified_signin",
-                format!("needs the user model's {field:?} column"),
-            ));
-        }
-    }
-    let secrets = setup
-        .config
-        .totp_secrets
-        .as_ref()
-        .ok_or_else(|| ConfigError::new("totp_secrets", "is required by unified_signin"))?;
-    let plain = secrets
-        .iter()
-        .map(|(k, v)| (k.clone(), v.expose().to_string()))
-        .collect();
-    let secrets = TotpSecrets::new(&plain).map_err(|e| ConfigError::new("totp_secrets", e))?;
-    let issuer = setup
-        .config
-        .totp_issuer
-        .clone()
-        .ok_or_else(|| ConfigError::new("totp_issuer", "is required by unified_signin"))?;
-    let sms = setup.app::<Arc<dyn SmsSender>>().map(|s| (*s).clone());
-    if cfg.us_enabled_methods.iter().any(|m| m == "sms") && sms.is_none() {
-        log::warn!(
-            "us_enabled_methods has sms but no SMS sender is set (Security::sms_sender): codes will not be sent"
-        );
-    }
-    if setup
-        .datastore()
-        .clone()
-        .extensions()
-        .get::<dyn CeremonyStore>()
-        .is_none()
-    {
-        return Err(ConfigError::new(
-            "unified_signin",
-            "needs a datastore with ceremony storage (CeremonyStore)",
-        ));
-    }
+    let kit = setup.code_kit(
+        "unified_signin",
+        &[UserField::UsTotpSecrets, UserField::UsPhoneNumber],
+        cfg.us_enabled_methods.iter().any(|m| m == "sms"),
+    )?;
     let views: SharedViews = setup.section()?;
     let us = Arc::new(UnifiedSignin {
         cfg,
         views,
-        secrets: Arc::new(secrets),
-        issuer,
-        sms,
+        secrets: kit.secrets,
+        issuer: kit.issuer,
+        sms: kit.sms,
         phone_region: setup.config.phone_region_default.clone(),
     });
     setup.manage(us);

@@ -16,7 +16,7 @@ use crate::http::{Ctx, FormErrors, FormInput, Reply, code_text, text};
 use crate::login::codes::{self, CodeError, Purpose};
 use crate::login::{Attempt, AuthnMethod, CredentialError};
 use crate::messages::{Message, Msg, within_text};
-use crate::totp::{TotpKey, otpauth_uri, qr_svg_data_uri};
+use crate::totp::{AuthenticatorSetup, TotpKey};
 
 pub(super) fn routes() -> Vec<Route> {
     routes![setup_get, setup_post, setup_validate]
@@ -84,14 +84,7 @@ fn setup_page(
             &us.code_methods().iter().any(|m| m == ch.method),
         );
         if let Some(key) = ch.key {
-            let username = user.username.as_deref().unwrap_or(&user.email);
-            c.insert(
-                "authr_qrcode",
-                &qr_svg_data_uri(&otpauth_uri(key, &us.issuer, username)),
-            );
-            c.insert("authr_key", &key.pretty());
-            c.insert("authr_username", username);
-            c.insert("authr_issuer", &us.issuer);
+            AuthenticatorSetup::new(key, &us.issuer, user).to_page(&mut c);
         }
     }
     ctx.page("security/us_setup.html.tera", c, errors)
@@ -267,15 +260,7 @@ async fn setup_post(
     body.insert("phone".into(), json!(phone));
     body.insert("state".into(), Value::String(c.reference.clone()));
     if method == "authenticator" {
-        let username = user.username.as_deref().unwrap_or(&user.email);
-        body.insert("authr_key".into(), Value::String(key.pretty()));
-        body.insert("authr_b32key".into(), Value::String(key.b32()));
-        body.insert("authr_username".into(), Value::String(username.into()));
-        body.insert("authr_issuer".into(), Value::String(us.issuer.clone()));
-        body.insert(
-            "authr_uri".into(),
-            Value::String(otpauth_uri(&key, &us.issuer, username)),
-        );
+        AuthenticatorSetup::new(&key, &us.issuer, &user).to_json("", &mut body);
     }
     Ok(Reply::ok(body))
 }
