@@ -630,3 +630,51 @@ async fn sms_setup_checks_the_phone() {
         "{taken} names a user"
     );
 }
+
+#[rocket::async_test]
+async fn sms_codes_are_texted_and_sign_in_by_phone() {
+    let mut s = setup().await;
+    s.opts.extra = Some(us_config().merge((
+        "security.us_enabled_methods",
+        ["email", "authenticator", "sms"],
+    )));
+    let sms = flask_security_rs::sms::CapturingSmsSender::new();
+    s.opts.sms = Some(sms.clone());
+    let app = app_with(s, |r| r).await;
+    let (email, pw) = app.confirmed_user().await;
+    assert_eq!(app.login(&email, &pw).await.0, Status::Ok);
+    // A number of its own (tests share one PostgreSQL database).
+    let n = rand::random::<u32>() % 10_000;
+    let phone = format!("+1650555{n:04}");
+    let (status, body) = app
+        .post_json(
+            "/us-setup",
+            json!({"chosen_method": "sms", "phone": format!("650-555-{n:04}")}),
+        )
+        .await;
+    assert_eq!(status, Status::Ok, "{body}");
+    assert_eq!(body["phone"], json!(phone));
+    let text = sms.last_to(&phone).expect("a text to the number");
+    let code = text.rsplit(' ').next().unwrap().to_string();
+    let state = body["state"].as_str().unwrap().to_string();
+    let (status, body) = app
+        .post_json(&format!("/us-setup/{state}"), json!({"passcode": code}))
+        .await;
+    assert_eq!(status, Status::Ok, "{body}");
+    app.logout().await;
+
+    sms.take();
+    let (status, body) = app
+        .post_json_no_csrf(
+            "/us-signin/send-code",
+            json!({"identity": email, "chosen_method": "sms"}),
+        )
+        .await;
+    assert_eq!(status, Status::Ok, "{body}");
+    let text = sms.last_to(&phone).expect("a sign-in code by text");
+    let code = text.rsplit(' ').next().unwrap().to_string();
+    let (status, body) = app.us_signin(&phone, &code).await;
+    assert_eq!(status, Status::Ok, "{body}");
+    assert_eq!(body["tf_required"], false);
+    assert_eq!(app.text("/").await, (Status::Ok, format!("Hello {email}!")));
+}
