@@ -678,3 +678,46 @@ async fn sms_codes_are_texted_and_sign_in_by_phone() {
     assert_eq!(body["tf_required"], false);
     assert_eq!(app.text("/").await, (Status::Ok, format!("Hello {email}!")));
 }
+
+#[rocket::async_test]
+async fn accounts_without_a_password_sign_in_with_codes() {
+    let app = us_app(us_config().merge(("security.password_required", false))).await;
+    let email = unique_email();
+    let (status, body) = app
+        .post_json_no_csrf("/register", json!({"email": email}))
+        .await;
+    assert_eq!(status, Status::Ok, "{body}");
+    follow_confirmation(&app.client, &app.mail(&email, "Welcome").await).await;
+    // A password sign-in fails (there is none), after the usual work.
+    let (status, body) = app.login(&email, "anything-at-all").await;
+    assert_eq!(status, Status::BadRequest);
+    assert_eq!(
+        body["field_errors"],
+        json!({"password": ["Invalid password"]})
+    );
+    app.sink.clear().await;
+    let (status, body) = app
+        .post_json_no_csrf(
+            "/us-signin/send-code",
+            json!({"identity": email, "chosen_method": "email"}),
+        )
+        .await;
+    assert_eq!(status, Status::Ok, "{body}");
+    let code = code_in(&app.mail(&email, "Verification Code").await.text);
+    let (status, body) = app.us_signin(&email, &code).await;
+    assert_eq!(status, Status::Ok, "{body}");
+    assert_eq!(app.text("/").await, (Status::Ok, format!("Hello {email}!")));
+}
+
+#[rocket::async_test]
+async fn a_password_is_still_required_by_default() {
+    let app = us_app(us_config()).await;
+    let (status, body) = app
+        .post_json_no_csrf("/register", json!({"email": unique_email()}))
+        .await;
+    assert_eq!(status, Status::BadRequest);
+    assert_eq!(
+        body["field_errors"]["password"],
+        json!(["Password not provided"])
+    );
+}

@@ -29,6 +29,10 @@ pub(crate) struct RegisterConfig {
     post_register_view: Option<String>,
     /// `SECURITY_PASSWORD_CONFIRM_REQUIRED`. _Default:_ `true`.
     password_confirm_required: bool,
+    /// `SECURITY_PASSWORD_REQUIRED`: when `false`, an account may be
+    /// registered without a password (it signs in with unified sign-in's
+    /// codes, or sets a password through a reset). _Default:_ `true`.
+    password_required: bool,
 }
 
 impl Default for RegisterConfig {
@@ -39,6 +43,7 @@ impl Default for RegisterConfig {
             email_subject_register: "Welcome".into(),
             post_register_view: None,
             password_confirm_required: true,
+            password_required: true,
         }
     }
 }
@@ -87,7 +92,8 @@ async fn register_get(ctx: Ctx<'_>) -> Reply {
 struct Registration {
     email: String,
     username: Option<String>,
-    password: String,
+    /// None when `password_required` is off and none was given.
+    password: Option<String>,
     /// Generic responses: the address (or the username) is someone's already.
     taken: Option<Taken>,
 }
@@ -139,6 +145,7 @@ async fn read_form(
     }
     // Field order of Flask-Security's form: email, password, password_confirm, username.
     match &password {
+        None if !cfg.password_required => {}
         None if !errors.has("password") => errors.add("password", Msg::PasswordNotProvided),
         None => {}
         Some(pw) => {
@@ -151,7 +158,9 @@ async fn read_form(
             }
         }
     }
-    if cfg.password_confirm_required && !errors.has("password_confirm") {
+    // Without a password there is nothing to confirm.
+    let confirming = password.is_some() || cfg.password_required;
+    if cfg.password_confirm_required && confirming && !errors.has("password_confirm") {
         match &confirm {
             None => errors.add("password_confirm", Msg::PasswordNotProvided),
             Some(c) if password.as_deref() != Some(c.as_str()) => {
@@ -189,14 +198,22 @@ async fn read_form(
     {
         errors.add("next", Msg::InvalidRedirect);
     }
-    match (email, password, errors.is_empty()) {
-        (Some(email), Some(password), true) => Ok(Registration {
+    match (email, errors.is_empty()) {
+        (Some(email), true) if password.is_some() || !cfg.password_required => Ok(Registration {
             email,
             username,
             password,
             taken,
         }),
         _ => Err(errors),
+    }
+}
+
+/// The hash of the password given, if one was.
+async fn hash_given(ctx: &Ctx<'_>, password: Option<&str>) -> Result<Option<String>, HashFailure> {
+    match password {
+        Some(pw) => ctx.state.passwords.hash(pw).await.map(Some),
+        None => Ok(None),
     }
 }
 
@@ -226,7 +243,7 @@ async fn register_post(ctx: Ctx<'_>, cfg: &State<RegisterConfig>, form: FormInpu
     // answer takes longer for the digest's input (generic-mode timing).
     if let Some(taken) = &reg.taken {
         let _ = tokio::join!(
-            ctx.state.passwords.hash(&reg.password),
+            hash_given(&ctx, reg.password.as_deref()),
             send_existing(&ctx, cfg, taken, &reg)
         );
         return if ctx.json() {
@@ -258,14 +275,14 @@ async fn register_post(ctx: Ctx<'_>, cfg: &State<RegisterConfig>, form: FormInpu
         };
         mail::render(&ctx, mail).await
     };
-    let (hash, welcome) = tokio::join!(ctx.state.passwords.hash(&reg.password), welcome);
-    new.password_hash = Some(match hash {
+    let (hash, welcome) = tokio::join!(hash_given(&ctx, reg.password.as_deref()), welcome);
+    new.password_hash = match hash {
         Ok(h) => h,
         Err(HashFailure::Busy) => return Reply::busy(ctx.state.passwords.wait()),
         Err(_) => {
             return Reply::error(rocket::http::Status::InternalServerError, Msg::ApiError);
         }
-    });
+    };
     new.mails.extend(welcome);
     let mails = new.mails.clone();
     let user = match ctx.state.datastore.create_user(new).await {

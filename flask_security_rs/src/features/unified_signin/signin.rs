@@ -7,7 +7,10 @@ use std::sync::Arc;
 use rocket::http::Status;
 use rocket::{Route, State, get, post, routes};
 
-use super::{Delivery, PasscodeError, UnifiedSignin, passcode_failed, send_failed, stored_secrets};
+use super::{
+    Delivery, PasscodeError, UnifiedSignin, passcode_failed, secrets_column, send_failed,
+    stored_secrets,
+};
 use crate::authn;
 use crate::datastore::{Lookup, User};
 use crate::http::redirect::{next_param, redirect_allowed, redirect_target};
@@ -282,8 +285,32 @@ async fn send_code(ctx: Ctx<'_>, us: &State<Arc<UnifiedSignin>>, form: FormInput
     if !user.active {
         return invalid(FormErrors::one("identity", Msg::DisabledAccount));
     }
-    let secrets = stored_secrets(&user);
+    let mut secrets = stored_secrets(&user);
     let method = chosen.unwrap_or_default();
+    // An account registered without a password signs in by mailed codes:
+    // its email method is set up the first time one is asked for (as
+    // Flask-Security sets it up at registration).
+    if method == "email"
+        && us.enabled("email")
+        && !secrets.contains_key("email")
+        && !user.has_password()
+    {
+        match us
+            .secrets
+            .encrypt_blocking(crate::totp::TotpKey::generate())
+            .await
+        {
+            Ok(enc) => {
+                secrets.insert("email".into(), enc);
+                let update =
+                    crate::datastore::UserUpdate::new().us_totp_secrets(secrets_column(&secrets));
+                if let Err(e) = ctx.state.datastore.update_user(user.id, update).await {
+                    return Reply::failed("setting up the email method", &e);
+                }
+            }
+            Err(e) => return Reply::failed("encrypting a TOTP secret", &e),
+        }
+    }
     let stored = match secrets.get(&method) {
         Some(s) if us.enabled(&method) => s.clone(),
         _ => return invalid(FormErrors::one("chosen_method", Msg::UsMethodNotAvailable)),
