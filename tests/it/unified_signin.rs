@@ -546,10 +546,6 @@ async fn bad_configuration_is_refused_at_ignition() {
             "us_mfa_required",
         ),
         (
-            us_config().merge(("security.us_signin_replaces_login", true)),
-            "us_signin_replaces_login",
-        ),
-        (
             Figment::new()
                 .merge(("security.unified_signin", true))
                 .merge(("security.totp_issuer", "FS Tests")),
@@ -720,4 +716,38 @@ async fn a_password_is_still_required_by_default() {
         body["field_errors"]["password"],
         json!(["Password not provided"])
     );
+}
+
+#[rocket::async_test]
+async fn us_signin_can_replace_login() {
+    let extra = us_config()
+        .merge(("security.us_signin_replaces_login", true))
+        .merge(("security.us_enabled_methods", ["password", "email"]));
+    let app = us_app(extra).await;
+    let (status, body) = app.get_json("/login").await;
+    assert_eq!(status, Status::Ok);
+    assert_eq!(
+        body["available_methods"],
+        json!(["password", "email"]),
+        "{body}"
+    );
+    let (email, pw) = app.confirmed_user().await;
+    // `/login` reads unified sign-in's form: identity and passcode.
+    let (status, body) = app
+        .post_json(
+            "/login",
+            json!({"identity": email, "passcode": "wrong-one"}),
+        )
+        .await;
+    assert_eq!(status, Status::BadRequest);
+    assert_eq!(
+        body["field_errors"],
+        json!({"passcode": ["Password or code submitted is not valid"]})
+    );
+    let (status, body) = app
+        .post_json("/login", json!({"identity": email, "passcode": pw}))
+        .await;
+    assert_eq!(status, Status::Ok, "{body}");
+    assert_eq!(body["tf_required"], false);
+    assert_eq!(app.text("/").await, (Status::Ok, format!("Hello {email}!")));
 }

@@ -17,8 +17,9 @@
 //! A setup in progress is a server-side, single-use ceremony (kind
 //! `us_setup`) whose reference is the `state` of the JSON answer.
 //!
-//! Not built: `us_signin_replaces_login` (mounting `/login` to this
-//! feature's sign-in).
+//! With `us_signin_replaces_login`, `/login` answers as `/us-signin` (GET
+//! and POST), so a client that signs in at the login URL (and the redirect
+//! of an unauthenticated request) gets unified sign-in.
 
 mod setup;
 mod signin;
@@ -67,8 +68,8 @@ pub(crate) struct UnifiedSigninConfig {
     /// `SECURITY_US_POST_SETUP_VIEW`: where a completed setup goes (HTML).
     /// _Default:_ none (`/us-setup`).
     us_post_setup_view: Option<String>,
-    /// `SECURITY_US_SIGNIN_REPLACES_LOGIN`. Not supported: `true` is a
-    /// configuration error. _Default:_ `false`.
+    /// `SECURITY_US_SIGNIN_REPLACES_LOGIN`: `/login` answers as
+    /// `/us-signin`. _Default:_ `false`.
     us_signin_replaces_login: bool,
 }
 
@@ -130,12 +131,7 @@ fn install(setup: &mut Setup<'_>) -> Result<(), ConfigError> {
     if !cfg.unified_signin {
         return Ok(());
     }
-    if cfg.us_signin_replaces_login {
-        return Err(ConfigError::new(
-            "us_signin_replaces_login",
-            "is not supported",
-        ));
-    }
+    let replaces_login = cfg.us_signin_replaces_login;
     for (key, list) in [
         ("us_enabled_methods", &cfg.us_enabled_methods),
         ("us_mfa_required", &cfg.us_mfa_required),
@@ -167,7 +163,11 @@ fn install(setup: &mut Setup<'_>) -> Result<(), ConfigError> {
     });
     setup.manage(us);
     setup.unified_signin();
-    setup.mount("us_signin", "/us-signin", signin::routes());
+    let mut routes = signin::routes();
+    if replaces_login {
+        routes.extend(signin::at_login());
+    }
+    setup.mount("us_signin", "/us-signin", routes);
     setup.mount("us_setup", "/us-setup", setup::routes());
     if setup.config.freshness >= 0 {
         setup.mount("us_verify", "/us-verify", verify::routes());

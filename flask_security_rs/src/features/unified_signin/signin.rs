@@ -478,3 +478,27 @@ async fn verify_link(ctx: Ctx<'_>, us: &State<Arc<UnifiedSignin>>) -> Reply {
     };
     Reply::redirect(to)
 }
+
+/// Rocket's rank of a static path is -12: a lower one answers `/login`
+/// instead of the login feature (and of passwordless, at -20).
+const LOGIN_RANK: isize = -21;
+
+#[get("/login")]
+async fn login_get(ctx: Ctx<'_>, us: &State<Arc<UnifiedSignin>>) -> Reply {
+    signin_get(ctx, us).await
+}
+
+#[post("/login", data = "<form>")]
+async fn login_post(ctx: Ctx<'_>, us: &State<Arc<UnifiedSignin>>, form: FormInput) -> Reply {
+    signin_post(ctx, us, form).await
+}
+
+/// `/us-signin` (GET and POST) at `/login` too, ranked to win
+/// (`us_signin_replaces_login`).
+pub(super) fn at_login() -> Vec<Route> {
+    let mut routes = routes![login_get, login_post];
+    for r in &mut routes {
+        r.rank = LOGIN_RANK;
+    }
+    routes
+}
