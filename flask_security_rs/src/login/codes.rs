@@ -125,3 +125,41 @@ impl From<DatastoreError> for CodeError {
         CodeError::Backend(e)
     }
 }
+
+/// Texts `code` to `phone` (`USE_CODE`) through the application's sender;
+/// whether it went (failures, and a missing sender or number, logged).
+pub(crate) async fn text(
+    state: &SecurityState,
+    sms: Option<&std::sync::Arc<dyn crate::sms::SmsSender>>,
+    phone: Option<&str>,
+    code: &str,
+) -> bool {
+    let (Some(sms), Some(to)) = (sms, phone) else {
+        log::error!("no SMS sender or phone number: the code was not sent");
+        return false;
+    };
+    let body = crate::messages::Message::new(crate::messages::Msg::UseCode)
+        .arg("code", code)
+        .render(&state.messages);
+    match sms.send(to, &body).await {
+        Ok(()) => true,
+        Err(e) => {
+            log::error!("sending an SMS failed: {e}");
+            false
+        }
+    }
+}
+
+/// The context of a mail carrying `code`: `token`, `username` (else the
+/// email) and `within` (the window, in words).
+pub(crate) fn mail_context(
+    user: &User,
+    code: &str,
+    window: i64,
+) -> rocket_dyn_templates::tera::Context {
+    let mut c = rocket_dyn_templates::tera::Context::new();
+    c.insert("token", code);
+    c.insert("username", user.username.as_deref().unwrap_or(&user.email));
+    c.insert("within", &crate::messages::within_text(window));
+    c
+}

@@ -33,7 +33,7 @@ use crate::login::codes::{self, CodeError, Purpose};
 use crate::login::pending::{self, Pending, Stage};
 use crate::login::{Attempt, CredentialError, LoginHook, SecondFactor};
 use crate::mail::{self, Outgoing};
-use crate::messages::{Message, Msg, within_text};
+use crate::messages::Msg;
 use crate::sms::SmsSender;
 use crate::tokens::{LinkCheck, SignedLink};
 use crate::totp::{TotpKey, TotpSecrets};
@@ -308,10 +308,7 @@ impl TwoFactor {
         };
         match method {
             "email" | "mail" => {
-                let mut c = rocket_dyn_templates::tera::Context::new();
-                c.insert("token", &code);
-                c.insert("username", user.username.as_deref().unwrap_or(&user.email));
-                c.insert("within", &within_text(window));
+                let c = codes::mail_context(user, &code, window);
                 mail::send(
                     ctx,
                     Outgoing {
@@ -324,22 +321,7 @@ impl TwoFactor {
                 )
                 .await
             }
-            "sms" => {
-                let (Some(sms), Some(to)) = (&self.sms, phone) else {
-                    log::error!("no SMS sender or phone number: the code was not sent");
-                    return false;
-                };
-                let body = Message::new(Msg::UseCode)
-                    .arg("code", &code)
-                    .render(&ctx.state.messages);
-                match sms.send(to, &body).await {
-                    Ok(()) => true,
-                    Err(e) => {
-                        log::error!("sending an SMS failed: {e}");
-                        false
-                    }
-                }
-            }
+            "sms" => codes::text(ctx.state, self.sms.as_ref(), phone, &code).await,
             _ => true,
         }
     }

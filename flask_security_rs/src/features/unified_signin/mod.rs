@@ -40,7 +40,7 @@ use crate::http::{Ctx, FormErrors, Reply};
 use crate::login::codes::{self, Purpose};
 use crate::login::{self, Attempt, CredentialError};
 use crate::mail::{self, Outgoing};
-use crate::messages::{Message, Msg, within_text};
+use crate::messages::Msg;
 use crate::sms::SmsSender;
 use crate::totp::{TotpKey, TotpSecrets};
 
@@ -342,12 +342,9 @@ impl UnifiedSignin {
                         .finish();
                     format!("{}?{q}", ctx.external_url("/us-verify-link"))
                 });
-                let mut c = rocket_dyn_templates::tera::Context::new();
-                c.insert("token", &code);
+                let mut c = codes::mail_context(user, &code, window);
                 c.insert("login_token", &code);
                 c.insert("login_link", &login_link);
-                c.insert("username", user.username.as_deref().unwrap_or(&user.email));
-                c.insert("within", &within_text(window));
                 mail::send(
                     ctx,
                     Outgoing {
@@ -360,22 +357,7 @@ impl UnifiedSignin {
                 )
                 .await
             }
-            "sms" => {
-                let (Some(sms), Some(to)) = (&self.sms, phone) else {
-                    log::error!("no SMS sender or phone number: the code was not sent");
-                    return false;
-                };
-                let body = Message::new(Msg::UseCode)
-                    .arg("code", &code)
-                    .render(&ctx.state.messages);
-                match sms.send(to, &body).await {
-                    Ok(()) => true,
-                    Err(e) => {
-                        log::error!("sending an SMS failed: {e}");
-                        false
-                    }
-                }
-            }
+            "sms" => codes::text(ctx.state, self.sms.as_ref(), phone, &code).await,
             _ => true,
         }
     }
