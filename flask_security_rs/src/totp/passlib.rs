@@ -299,6 +299,17 @@ impl TotpSecrets {
                 TotpError::Task
             })
     }
+    /// [`decrypt_blocking`](Self::decrypt_blocking), with a failure
+    /// logged (no key material in the log) and answered `None`.
+    pub(crate) async fn key_of(self: &Arc<Self>, stored: &str) -> Option<TotpKey> {
+        match self.decrypt_blocking(stored.to_string()).await {
+            Ok(k) => Some(k),
+            Err(e) => {
+                log::error!("decrypting a TOTP secret failed: {e}");
+                None
+            }
+        }
+    }
 
     /// [`TotpSecrets::decrypt`] on the blocking thread pool.
     pub(crate) async fn decrypt_blocking(

@@ -272,13 +272,7 @@ impl TwoFactor {
 
     /// Decrypts a stored secret (off the executor: PBKDF2).
     async fn key(&self, stored: &str) -> Option<TotpKey> {
-        match self.secrets.decrypt_blocking(stored.to_string()).await {
-            Ok(k) => Some(k),
-            Err(e) => {
-                log::error!("decrypting a TOTP secret failed: {e}");
-                None
-            }
-        }
+        self.secrets.key_of(stored).await
     }
 
     /// Sends `user` a code of `key` by `method` (email or sms, to `phone`);
